@@ -1,0 +1,64 @@
+// Structured logging: one JSON object per line on stderr, e.g.
+//   {"time":"2026-11-27T21:00:00.123Z","level":"info","msg":"token renewed",
+//    "tenant":"acme","token_fp":"3f2a9c01b7e4"}
+//
+// Never pass a secret or a token as a field: name a token by
+// TokenFingerprint(). Tests install a sink to capture lines and prove that.
+//
+// Thread-safety: all functions are thread-safe; lines are written whole.
+#ifndef TREEZOR_BROKER_SERVER_LOGGING_H_
+#define TREEZOR_BROKER_SERVER_LOGGING_H_
+
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+
+namespace treezor::broker {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+struct LogField {
+  LogField(std::string_view k, std::string_view v) : key(k), value(v) {}
+  LogField(std::string_view k, const std::string& v) : key(k), value(v) {}
+  LogField(std::string_view k, const char* v) : key(k), value(v) {}
+  template <typename T,
+            typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+  LogField(std::string_view k, T v) : key(k), value(absl::StrCat(v)) {}
+  std::string_view key;
+  std::string value;
+};
+
+void Log(LogLevel level, std::string_view message,
+         std::initializer_list<LogField> fields = {});
+
+inline void LogInfo(std::string_view m, std::initializer_list<LogField> f = {}) {
+  Log(LogLevel::kInfo, m, f);
+}
+inline void LogWarning(std::string_view m,
+                       std::initializer_list<LogField> f = {}) {
+  Log(LogLevel::kWarning, m, f);
+}
+inline void LogError(std::string_view m,
+                     std::initializer_list<LogField> f = {}) {
+  Log(LogLevel::kError, m, f);
+}
+
+// Lines below `level` are dropped. Default kInfo.
+void SetMinLogLevel(LogLevel level);
+
+// Replaces stderr as the destination (nullptr restores stderr). Each call of
+// `sink` receives one complete line without the trailing newline.
+using LogSink = std::function<void(std::string_view line)>;
+void SetLogSink(LogSink sink);
+
+namespace internal {
+// Appends `s` as a JSON string literal (with quotes) to `out`.
+void AppendJsonString(std::string_view s, std::string* out);
+}  // namespace internal
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_LOGGING_H_

@@ -1,0 +1,21 @@
+#include "server/token.h"
+
+#include <openssl/sha.h>
+
+#include "absl/strings/escaping.h"
+
+namespace treezor::broker {
+
+std::string TokenSha256Hex(std::string_view token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
+         digest);
+  return absl::BytesToHexString(std::string_view(
+      reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+std::string TokenFingerprint(std::string_view token) {
+  return TokenSha256Hex(token).substr(0, 12);
+}
+
+}  // namespace treezor::broker
