@@ -40,7 +40,7 @@ namespace internal {
 // Hand-written rather than protobuf's JSON printer: this runs on every
 // GetToken (the audit line), and building a google.protobuf.Struct per line
 // costs more than the RPC's own work.
-void AppendJsonString(std::string_view s, std::string* out) {
+void AppendJsonString(absl::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   for (unsigned char c : s) {
@@ -65,7 +65,7 @@ void AppendJsonString(std::string_view s, std::string* out) {
 
 }  // namespace internal
 
-void Log(LogLevel level, std::string_view message,
+void Log(LogLevel level, absl::string_view message,
          std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
     return;

@@ -12,7 +12,7 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -21,27 +21,27 @@ namespace treezor::broker {
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 struct LogField {
-  LogField(std::string_view k, std::string_view v) : key(k), value(v) {}
-  LogField(std::string_view k, const std::string& v) : key(k), value(v) {}
-  LogField(std::string_view k, const char* v) : key(k), value(v) {}
+  LogField(absl::string_view k, absl::string_view v) : key(k), value(v) {}
+  LogField(absl::string_view k, const std::string& v) : key(k), value(v) {}
+  LogField(absl::string_view k, const char* v) : key(k), value(v) {}
   template <typename T,
             typename = std::enable_if_t<std::is_arithmetic_v<T>>>
-  LogField(std::string_view k, T v) : key(k), value(absl::StrCat(v)) {}
-  std::string_view key;
+  LogField(absl::string_view k, T v) : key(k), value(absl::StrCat(v)) {}
+  absl::string_view key;
   std::string value;
 };
 
-void Log(LogLevel level, std::string_view message,
+void Log(LogLevel level, absl::string_view message,
          std::initializer_list<LogField> fields = {});
 
-inline void LogInfo(std::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogInfo(absl::string_view m, std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kInfo, m, f);
 }
-inline void LogWarning(std::string_view m,
+inline void LogWarning(absl::string_view m,
                        std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kWarning, m, f);
 }
-inline void LogError(std::string_view m,
+inline void LogError(absl::string_view m,
                      std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kError, m, f);
 }
@@ -51,12 +51,12 @@ void SetMinLogLevel(LogLevel level);
 
 // Replaces stderr as the destination (nullptr restores stderr). Each call of
 // `sink` receives one complete line without the trailing newline.
-using LogSink = std::function<void(std::string_view line)>;
+using LogSink = std::function<void(absl::string_view line)>;
 void SetLogSink(LogSink sink);
 
 namespace internal {
 // Appends `s` as a JSON string literal (with quotes) to `out`.
-void AppendJsonString(std::string_view s, std::string* out);
+void AppendJsonString(absl::string_view s, std::string* out);
 }  // namespace internal
 
 }  // namespace treezor::broker

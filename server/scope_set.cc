@@ -13,7 +13,7 @@ ScopeSet::ScopeSet(std::vector<std::string> scopes) : scopes_(std::move(scopes))
   scopes_.erase(std::unique(scopes_.begin(), scopes_.end()), scopes_.end());
 }
 
-bool ScopeSet::Contains(std::string_view scope) const {
+bool ScopeSet::Contains(absl::string_view scope) const {
   return std::binary_search(scopes_.begin(), scopes_.end(), scope);
 }
 
@@ -26,7 +26,7 @@ std::string ScopeSet::ToOAuthString() const {
   return absl::StrJoin(scopes_, " ");
 }
 
-absl::Status ValidateScope(std::string_view scope, std::string_view field) {
+absl::Status ValidateScope(absl::string_view scope, absl::string_view field) {
   if (scope.empty() || scope.size() > 64) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": a scope must be 1 to 64 characters long"));

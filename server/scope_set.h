@@ -9,7 +9,7 @@
 #define TREEZOR_BROKER_SERVER_SCOPE_SET_H_
 
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,13 +26,13 @@ class ScopeSet {
     return ScopeSet(std::vector<std::string>(std::begin(scopes),
                                              std::end(scopes)));
   }
-  static ScopeSet FromList(std::initializer_list<std::string_view> scopes) {
+  static ScopeSet FromList(std::initializer_list<absl::string_view> scopes) {
     return ScopeSet(std::vector<std::string>(scopes.begin(), scopes.end()));
   }
 
   const std::vector<std::string>& scopes() const { return scopes_; }
   bool empty() const { return scopes_.empty(); }
-  bool Contains(std::string_view scope) const;
+  bool Contains(absl::string_view scope) const;
   // True if every scope of this set is in `other`.
   bool IsSubsetOf(const ScopeSet& other) const;
   // Space-separated, as OAuth's `scope` parameter wants (RFC 6749 §3.3).
@@ -53,7 +53,7 @@ class ScopeSet {
 // A scope is 1..64 characters of letters, digits, '_', '-', '.', ':' (RFC 6749
 // allows more, but nothing Treezor issues needs it, and a space would split
 // one scope into two). `field` names the offending field in the error.
-absl::Status ValidateScope(std::string_view scope, std::string_view field);
+absl::Status ValidateScope(absl::string_view scope, absl::string_view field);
 
 }  // namespace treezor::broker
 

@@ -6,15 +6,15 @@
 
 namespace treezor::broker {
 
-std::string TokenSha256Hex(std::string_view token) {
+std::string TokenSha256Hex(absl::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
          digest);
-  return absl::BytesToHexString(std::string_view(
+  return absl::BytesToHexString(absl::string_view(
       reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-std::string TokenFingerprint(std::string_view token) {
+std::string TokenFingerprint(absl::string_view token) {
   return TokenSha256Hex(token).substr(0, 12);
 }
 

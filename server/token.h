@@ -4,7 +4,7 @@
 #define TREEZOR_BROKER_SERVER_TOKEN_H_
 
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/time/time.h"
 
@@ -25,11 +25,11 @@ struct Token {
 
 // Lowercase hex SHA-256 of `token` (what GetTokenRequest.rejected_token_sha256
 // carries).
-std::string TokenSha256Hex(std::string_view token);
+std::string TokenSha256Hex(absl::string_view token);
 
 // First 12 hex digits of the SHA-256: enough to tell tokens apart in a log,
 // useless to an attacker.
-std::string TokenFingerprint(std::string_view token);
+std::string TokenFingerprint(absl::string_view token);
 
 }  // namespace treezor::broker
 
