@@ -1,0 +1,145 @@
+#include "server/policy.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace treezor::broker {
+namespace {
+
+// A caller-supplied string echoed in an error: escaped, and cut short so a
+// huge request does not make a huge log line.
+std::string Echo(absl::string_view s) {
+  constexpr size_t kMax = 80;
+  if (s.size() <= kMax) return absl::StrCat("\"", absl::CEscape(s), "\"");
+  return absl::StrCat("\"", absl::CEscape(s.substr(0, kMax)), "\"...");
+}
+
+std::string Quoted(absl::Span<const std::string> values) {
+  std::string out;
+  for (const std::string& v : values) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", Echo(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Policy> Policy::Create(const v1::BrokerConfig& config) {
+  Policy policy;
+  for (const v1::Tenant& t : config.tenants()) {
+    auto [it, inserted] = policy.tenants_.try_emplace(
+        t.name(), TenantRules{ScopeSet::FromList(t.default_scopes()),
+                              ScopeSet::FromList(t.allowed_scopes())});
+    if (!inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tenants: duplicate name ", Echo(t.name())));
+    }
+    policy.tenant_order_.push_back(t.name());
+  }
+  for (int i = 0; i < config.callers_size(); ++i) {
+    const v1::Caller& c = config.callers(i);
+    TenantGrants& grants = policy.callers_[c.identity()];
+    const ScopeSet scopes = ScopeSet::FromList(c.scopes());
+    for (const std::string& tenant : c.tenants()) {
+      if (!policy.tenants_.contains(tenant)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("callers[", i, "].tenants: no tenant is named ",
+                         Echo(tenant)));
+      }
+      Grant& grant = grants[tenant];
+      if (scopes.empty()) {
+        grant.any_scope = true;
+      } else {
+        std::vector<std::string> merged = grant.scopes.scopes();
+        merged.insert(merged.end(), scopes.scopes().begin(),
+                      scopes.scopes().end());
+        grant.scopes = ScopeSet::FromList(merged);
+      }
+    }
+  }
+  for (const v1::Admin& a : config.admins()) policy.admins_.insert(a.identity());
+  return policy;
+}
+
+absl::StatusOr<ScopeSet> Policy::Authorize(
+    absl::Span<const std::string> identities, absl::string_view tenant,
+    absl::Span<const std::string> requested_scopes) const {
+  if (identities.empty()) {
+    return absl::PermissionDeniedError(
+        "caller certificate has no identity (no URI SAN, DNS SAN or subject "
+        "CN)");
+  }
+  // The union of every matching entry's grants on `tenant`.
+  bool known_caller = false;
+  bool tenant_granted = false;
+  bool any_scope = false;
+  std::vector<std::string> caller_scopes;
+  for (const std::string& identity : identities) {
+    auto caller = callers_.find(identity);
+    if (caller == callers_.end()) continue;
+    known_caller = true;
+    auto g = caller->second.find(tenant);
+    if (g == caller->second.end()) continue;
+    tenant_granted = true;
+    any_scope = any_scope || g->second.any_scope;
+    caller_scopes.insert(caller_scopes.end(), g->second.scopes.scopes().begin(),
+                         g->second.scopes.scopes().end());
+  }
+  if (!known_caller) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("no configured caller matches this certificate "
+                     "(identities: ",
+                     Quoted(identities), ")"));
+  }
+  auto rules = tenants_.find(tenant);
+  if (!tenant_granted || rules == tenants_.end()) {
+    // Identical bytes whether the tenant exists or not.
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller may not get tokens for tenant ", Echo(tenant)));
+  }
+  const ScopeSet caller_allowed = ScopeSet::FromList(caller_scopes);
+
+  for (size_t i = 0; i < requested_scopes.size(); ++i) {
+    if (absl::Status s =
+            ValidateScope(requested_scopes[i], absl::StrCat("scopes[", i, "]"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  const ScopeSet scopes = requested_scopes.empty()
+                              ? rules->second.default_scopes
+                              : ScopeSet::FromList(requested_scopes);
+  for (const std::string& scope : scopes.scopes()) {
+    if (!rules->second.allowed_scopes.empty() &&
+        !rules->second.allowed_scopes.Contains(scope)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("scope ", Echo(scope), " is not allowed on tenant ",
+                       Echo(tenant)));
+    }
+    if (!any_scope && !caller_allowed.Contains(scope)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("caller may not request scope ", Echo(scope),
+                       " on tenant ", Echo(tenant)));
+    }
+  }
+  return scopes;
+}
+
+bool Policy::IsAdmin(absl::Span<const std::string> identities) const {
+  for (const std::string& identity : identities) {
+    if (admins_.contains(identity)) return true;
+  }
+  return false;
+}
+
+std::vector<std::pair<std::string, ScopeSet>> Policy::DefaultScopeSets() const {
+  std::vector<std::pair<std::string, ScopeSet>> result;
+  result.reserve(tenant_order_.size());
+  for (const std::string& name : tenant_order_) {
+    result.emplace_back(name, tenants_.at(name).default_scopes);
+  }
+  return result;
+}
+
+}  // namespace treezor::broker

@@ -37,7 +37,7 @@ struct FetchResult {
   // Messages never contain a secret or a token.
   absl::StatusOr<Token> token;
   // Server-requested delay before the next attempt (HTTP Retry-After).
-  std::optional<absl::Duration> retry_after;
+  std::optional<absl::Duration> retry_after = std::nullopt;
   // True when `refresh_token` was sent and Treezor refused it (invalid_grant):
   // the caller should discard the chain and authenticate from scratch at once.
   bool refresh_token_rejected = false;

@@ -1,0 +1,727 @@
+#include "server/treezor_oauth_client.h"
+
+#include <curl/curl.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "server/logging.h"
+#include "server/oauth_response.h"
+
+namespace treezor::broker {
+namespace {
+
+// ---------------------------------------------------------------------------
+// libcurl ownership.
+
+struct CurlEasyDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+using CurlHandle = std::unique_ptr<CURL, CurlEasyDeleter>;
+
+struct CurlSlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+struct CurlMimeDeleter {
+  void operator()(curl_mime* mime) const { curl_mime_free(mime); }
+};
+using CurlMime = std::unique_ptr<curl_mime, CurlMimeDeleter>;
+
+struct CurlStringDeleter {
+  void operator()(char* s) const { curl_free(s); }
+};
+using CurlString = std::unique_ptr<char, CurlStringDeleter>;
+
+void InitCurlOnce() {
+  // Thread-safe by C++ static initialisation; never cleaned up (the process
+  // may still have handles in flight at exit).
+  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
+  (void)init;  // a failure shows up as curl_easy_init returning null
+}
+
+// Idle handles (and so open connections) kept per tenant. Token requests are
+// rare (one per token lifetime per scope set), so a few suffice.
+constexpr size_t kMaxIdleHandlesPerTenant = 4;
+// A token answer is a few KiB; anything much larger is not one.
+constexpr size_t kMaxResponseBytes = 64 * 1024;
+constexpr absl::string_view kTokenPath = "/oauth/token";
+constexpr char kUserAgent[] = "treezor-token-broker";
+
+// ---------------------------------------------------------------------------
+// What to send.
+
+enum class Grant { kClientCredentials, kPassword, kRefreshToken };
+
+absl::string_view GrantName(Grant grant) {
+  switch (grant) {
+    case Grant::kClientCredentials:
+      return "client_credentials";
+    case Grant::kPassword:
+      return "password";
+    case Grant::kRefreshToken:
+      return "refresh_token";
+  }
+  return "unknown";
+}
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+struct TokenRequest {
+  Grant grant = Grant::kClientCredentials;
+  Params params;
+  // Values that must never appear in a message, even if Treezor echoes them.
+  std::vector<std::string> secrets;
+};
+
+absl::Status TenantError(absl::StatusCode code, absl::string_view tenant,
+                         absl::string_view what) {
+  return absl::Status(code, absl::StrCat("tenant ", tenant, ": ", what));
+}
+
+// Reads a whole secret file; trailing whitespace is dropped when
+// `trim_spaces`, trailing newlines always. `field` names the config field in
+// errors (the path is named, never the content).
+absl::StatusOr<std::string> ReadSecretFile(absl::string_view tenant,
+                                           absl::string_view field,
+                                           const std::string& path,
+                                           bool trim_spaces) {
+  const auto precondition = absl::StatusCode::kFailedPrecondition;
+  if (path.empty()) {
+    return TenantError(precondition, tenant, absl::StrCat(field, " is not set"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return TenantError(precondition, tenant,
+                       absl::StrCat("cannot read ", field, " ", path, ": ",
+                                    std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  std::string value = std::move(contents).str();
+  if (trim_spaces) {
+    absl::StripTrailingAsciiWhitespace(&value);
+  } else {
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) {
+      value.pop_back();
+    }
+  }
+  if (value.empty()) {
+    return TenantError(precondition, tenant,
+                       absl::StrCat(field, " ", path, " is empty"));
+  }
+  return value;
+}
+
+// The client secret, from client_secret_file or else client_secret_env, read
+// now so that a rotated secret is used at once.
+absl::StatusOr<std::string> ReadClientSecret(const v1::Tenant& tenant) {
+  if (!tenant.client_secret_file().empty()) {
+    return ReadSecretFile(tenant.name(), "client_secret_file",
+                          tenant.client_secret_file(), /*trim_spaces=*/true);
+  }
+  const auto precondition = absl::StatusCode::kFailedPrecondition;
+  if (tenant.client_secret_env().empty()) {
+    return TenantError(precondition, tenant.name(),
+                       "neither client_secret_file nor client_secret_env is set");
+  }
+  const char* env = std::getenv(tenant.client_secret_env().c_str());
+  std::string value = env != nullptr ? env : "";
+  absl::StripTrailingAsciiWhitespace(&value);
+  if (value.empty()) {
+    return TenantError(precondition, tenant.name(),
+                       absl::StrCat("environment variable ",
+                                    tenant.client_secret_env(),
+                                    " (client_secret_env) is unset or empty"));
+  }
+  return value;
+}
+
+absl::StatusOr<Grant> ChooseGrant(const v1::Tenant& tenant,
+                                  const FetchRequest& request) {
+  if (!request.refresh_token.empty()) return Grant::kRefreshToken;
+  if (tenant.grant_type().empty() ||
+      tenant.grant_type() == "client_credentials") {
+    return Grant::kClientCredentials;
+  }
+  if (tenant.grant_type() == "password") return Grant::kPassword;
+  return TenantError(absl::StatusCode::kFailedPrecondition, tenant.name(),
+                     absl::StrCat("unsupported grant_type \"",
+                                  tenant.grant_type(), "\""));
+}
+
+absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,
+                                               const FetchRequest& request) {
+  absl::StatusOr<Grant> grant = ChooseGrant(tenant, request);
+  if (!grant.ok()) return grant.status();
+  TokenRequest out;
+  out.grant = *grant;
+  out.params.emplace_back("grant_type", GrantName(*grant));
+  out.params.emplace_back("client_id", tenant.client_id());
+  if (*grant == Grant::kRefreshToken) {
+    out.params.emplace_back("refresh_token", request.refresh_token);
+    out.secrets.push_back(request.refresh_token);
+  } else {
+    absl::StatusOr<std::string> secret = ReadClientSecret(tenant);
+    if (!secret.ok()) return secret.status();
+    out.secrets.push_back(*secret);
+    out.params.emplace_back("client_secret", *std::move(secret));
+  }
+  if (*grant == Grant::kPassword) {
+    absl::StatusOr<std::string> username =
+        ReadSecretFile(tenant.name(), "username_file", tenant.username_file(),
+                       /*trim_spaces=*/false);
+    if (!username.ok()) return username.status();
+    absl::StatusOr<std::string> password =
+        ReadSecretFile(tenant.name(), "password_file", tenant.password_file(),
+                       /*trim_spaces=*/false);
+    if (!password.ok()) return password.status();
+    out.secrets.push_back(*password);
+    out.params.emplace_back("username", *std::move(username));
+    out.params.emplace_back("password", *std::move(password));
+  }
+  if (!request.scopes.empty()) {
+    out.params.emplace_back("scope", request.scopes.ToOAuthString());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// How to send it: the three encodings Treezor accepts.
+
+struct EncodedBody {
+  std::string data;  // form and json
+  CurlMime mime;     // multipart
+  CurlSlist headers;
+};
+
+void AppendHeader(CurlSlist& list, const char* header) {
+  // curl_slist_append returns null (leaving the list intact) on failure.
+  if (curl_slist* head = curl_slist_append(list.get(), header)) {
+    list.release();
+    list.reset(head);
+  }
+}
+
+absl::Status EncodeForm(CURL* curl, const Params& params, EncodedBody* out) {
+  std::vector<std::string> pairs;
+  for (const auto& [key, value] : params) {
+    CurlString k(curl_easy_escape(curl, key.data(), static_cast<int>(key.size())));
+    CurlString v(
+        curl_easy_escape(curl, value.data(), static_cast<int>(value.size())));
+    if (k == nullptr || v == nullptr) {
+      return absl::InternalError("cannot form-encode the request");
+    }
+    pairs.push_back(absl::StrCat(k.get(), "=", v.get()));
+  }
+  out->data = absl::StrJoin(pairs, "&");
+  AppendHeader(out->headers,
+               "Content-Type: application/x-www-form-urlencoded");
+  return absl::OkStatus();
+}
+
+absl::Status EncodeMultipart(CURL* curl, const Params& params,
+                             EncodedBody* out) {
+  out->mime.reset(curl_mime_init(curl));
+  if (out->mime == nullptr) {
+    return absl::InternalError("cannot build the multipart request");
+  }
+  for (const auto& [key, value] : params) {
+    curl_mimepart* part = curl_mime_addpart(out->mime.get());
+    if (part == nullptr ||
+        curl_mime_name(part, key.c_str()) != CURLE_OK ||
+        curl_mime_data(part, value.data(), value.size()) != CURLE_OK) {
+      return absl::InternalError("cannot build the multipart request");
+    }
+  }
+  return absl::OkStatus();  // curl sets the multipart Content-Type itself
+}
+
+absl::Status EncodeJson(const Params& params, EncodedBody* out) {
+  google::protobuf::Struct body;
+  for (const auto& [key, value] : params) {
+    (*body.mutable_fields())[key].set_string_value(value);
+  }
+  if (!google::protobuf::util::MessageToJsonString(body, &out->data).ok()) {
+    return absl::InternalError("cannot JSON-encode the request");
+  }
+  AppendHeader(out->headers, "Content-Type: application/json");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EncodedBody> EncodeBody(CURL* curl, const v1::Tenant& tenant,
+                                       const Params& params) {
+  EncodedBody body;
+  const std::string& encoding = tenant.request_encoding();
+  absl::Status status;
+  if (encoding.empty() || encoding == "form") {
+    status = EncodeForm(curl, params, &body);
+  } else if (encoding == "multipart") {
+    status = EncodeMultipart(curl, params, &body);
+  } else if (encoding == "json") {
+    status = EncodeJson(params, &body);
+  } else {
+    return TenantError(absl::StatusCode::kFailedPrecondition, tenant.name(),
+                       absl::StrCat("unsupported request_encoding \"",
+                                    encoding, "\""));
+  }
+  if (!status.ok()) {
+    return TenantError(status.code(), tenant.name(), status.message());
+  }
+  AppendHeader(body.headers, "Accept: application/json");
+  // No "Expect: 100-continue" round trip for a body of a few hundred bytes.
+  AppendHeader(body.headers, "Expect:");
+  return body;
+}
+
+// ---------------------------------------------------------------------------
+// One HTTP exchange.
+
+struct HttpExchange {
+  CURLcode code = CURLE_OK;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  long http_status = 0;
+  std::string body;
+  bool body_too_large = false;
+  // Retry-After of the final response, raw.
+  std::string retry_after;
+  long new_connections = 0;
+};
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* exchange = static_cast<HttpExchange*>(user);
+  const size_t bytes = size * count;
+  if (exchange->body.size() + bytes > kMaxResponseBytes) {
+    exchange->body_too_large = true;
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  exchange->body.append(data, bytes);
+  return bytes;
+}
+
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* exchange = static_cast<HttpExchange*>(user);
+  const absl::string_view line(data, size * count);
+  if (absl::StartsWith(line, "HTTP/")) {
+    exchange->retry_after.clear();  // a new (final or interim) response
+  } else if (absl::StartsWithIgnoreCase(line, "retry-after:")) {
+    exchange->retry_after = std::string(absl::StripAsciiWhitespace(
+        line.substr(std::strlen("retry-after:"))));
+  }
+  return size * count;
+}
+
+long Millis(absl::Duration d) {
+  return static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+// Sets every option of one request on a freshly reset handle. Only options
+// that were never applied could fail here (bad option or out of memory).
+bool SetOptions(CURL* curl, const v1::Tenant& tenant,
+                const TreezorOAuthClient::Options& options,
+                const std::string& url, const EncodedBody& body,
+                HttpExchange* exchange) {
+  bool ok = true;
+  auto check = [&ok](CURLcode rc) { ok = ok && rc == CURLE_OK; };
+  check(curl_easy_setopt(curl, CURLOPT_URL, url.c_str()));
+  check(curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https"));
+  check(curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L));
+  check(curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L));
+  check(curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L));
+  check(curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent));
+  check(curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                         Millis(options.connect_timeout)));
+  check(curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                         Millis(options.request_timeout)));
+
+  const v1::UpstreamTls& tls = tenant.upstream_tls();
+  check(curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L));
+  check(curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L));
+  if (!tls.cert_file().empty()) {
+    check(curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert_file().c_str()));
+    check(curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM"));
+  }
+  if (!tls.key_file().empty()) {
+    check(curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key_file().c_str()));
+    check(curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM"));
+  }
+  if (!tls.ca_file().empty()) {
+    check(curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca_file().c_str()));
+  }
+
+  if (body.mime != nullptr) {
+    check(curl_easy_setopt(curl, CURLOPT_MIMEPOST, body.mime.get()));
+  } else {
+    check(curl_easy_setopt(curl, CURLOPT_POST, 1L));
+    check(curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                           static_cast<curl_off_t>(body.data.size())));
+    check(curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data.c_str()));
+  }
+  check(curl_easy_setopt(curl, CURLOPT_HTTPHEADER, body.headers.get()));
+
+  check(curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, exchange->error_buffer));
+  check(curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody));
+  check(curl_easy_setopt(curl, CURLOPT_WRITEDATA, exchange));
+  check(curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader));
+  check(curl_easy_setopt(curl, CURLOPT_HEADERDATA, exchange));
+  return ok;
+}
+
+std::string TokenUrl(const v1::Tenant& tenant) {
+  return absl::StrCat(absl::StripSuffix(tenant.base_url(), "/"), kTokenPath);
+}
+
+// Runs one POST on `curl`. Fails only if the request could not be built;
+// transfer failures are recorded in `exchange`.
+absl::Status Perform(CURL* curl, const v1::Tenant& tenant,
+                     const TreezorOAuthClient::Options& options,
+                     const Params& params, HttpExchange* exchange) {
+  // Forget the previous request's options, keep its live connections.
+  curl_easy_reset(curl);
+  absl::StatusOr<EncodedBody> body = EncodeBody(curl, tenant, params);
+  if (!body.ok()) return body.status();
+  if (!SetOptions(curl, tenant, options, TokenUrl(tenant), *body, exchange)) {
+    return TenantError(absl::StatusCode::kInternal, tenant.name(),
+                       "cannot configure the HTTP request");
+  }
+  exchange->code = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &exchange->http_status);
+  curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &exchange->new_connections);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// What it means.
+
+// What failed, in the words of FetchResult's contract.
+absl::string_view FailureKind(CURLcode code, absl::string_view detail) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      return "connect";
+    case CURLE_OPERATION_TIMEDOUT:
+      return "timeout";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return "TLS";
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+      // In TLS 1.3 the server checks our certificate after our side of the
+      // handshake is done: its refusal arrives as a TLS alert on the first
+      // read or write, not as a handshake error.
+      return absl::StrContains(detail, "alert") ? "TLS" : "network";
+    default:
+      return "network";
+  }
+}
+
+absl::Status TransferError(absl::string_view tenant,
+                           const HttpExchange& exchange) {
+  if (exchange.body_too_large) {
+    return TenantError(absl::StatusCode::kUnavailable, tenant,
+                       absl::StrCat("network error: response larger than ",
+                                    kMaxResponseBytes, " bytes"));
+  }
+  const absl::string_view detail = exchange.error_buffer;
+  const absl::string_view kind = FailureKind(exchange.code, detail);
+  std::string what = absl::StrCat(kind, kind == "timeout" ? ": " : " error: ",
+                                  curl_easy_strerror(exchange.code));
+  if (!detail.empty()) absl::StrAppend(&what, " (", detail, ")");
+  return TenantError(absl::StatusCode::kUnavailable, tenant, what);
+}
+
+// Delta-seconds or an HTTP-date (RFC 9110 §10.2.3); nullopt if neither.
+std::optional<absl::Duration> ParseRetryAfter(const std::string& value,
+                                              absl::Time now) {
+  if (value.empty()) return std::nullopt;
+  int64_t seconds = 0;
+  if (absl::SimpleAtoi(value, &seconds)) {
+    if (seconds < 0) return std::nullopt;
+    return absl::Seconds(seconds);
+  }
+  const time_t when = curl_getdate(value.c_str(), nullptr);
+  if (when == -1) return std::nullopt;
+  return std::max(absl::ZeroDuration(), absl::FromTimeT(when) - now);
+}
+
+std::string Redact(std::string text, const std::vector<std::string>& secrets) {
+  for (const std::string& secret : secrets) {
+    if (!secret.empty()) absl::StrReplaceAll({{secret, "[redacted]"}}, &text);
+  }
+  return text;
+}
+
+std::string DescribeOAuthError(const OAuthError& error,
+                               const TokenRequest& request) {
+  std::string text = error.code;
+  if (!error.description.empty()) {
+    absl::StrAppend(&text, " (", error.description, ")");
+  }
+  return Redact(std::move(text), request.secrets);
+}
+
+bool IsCredentialRefusal(long http_status) {
+  return http_status == 400 || http_status == 401 || http_status == 403;
+}
+
+FetchResult Classify(const std::string& tenant, const TokenRequest& request,
+                     const HttpExchange& exchange, absl::Time now) {
+  FetchResult result;
+  if (exchange.code != CURLE_OK) {
+    result.token = TransferError(tenant, exchange);
+    return result;
+  }
+  if (exchange.http_status == 200) {
+    absl::StatusOr<Token> token = ParseTokenResponse(exchange.body, now);
+    if (token.ok()) {
+      result.token = *std::move(token);
+    } else {
+      result.token = TenantError(
+          absl::StatusCode::kUnavailable, tenant,
+          absl::StrCat("unparsable token response: ",
+                       absl::StripPrefix(token.status().message(),
+                                         "token response: ")));
+    }
+    return result;
+  }
+  result.retry_after = ParseRetryAfter(exchange.retry_after, now);
+  const std::optional<OAuthError> error = ParseOAuthError(exchange.body);
+  if (error.has_value() && IsCredentialRefusal(exchange.http_status)) {
+    const bool refresh = request.grant == Grant::kRefreshToken;
+    result.refresh_token_rejected = refresh && error->code == "invalid_grant";
+    result.token = TenantError(
+        absl::StatusCode::kFailedPrecondition, tenant,
+        absl::StrCat("Treezor refused the ",
+                     refresh ? "refresh token" : "credentials", ": ",
+                     DescribeOAuthError(*error, request)));
+    return result;
+  }
+  std::string what = absl::StrCat("HTTP ", exchange.http_status);
+  if (error.has_value()) {
+    absl::StrAppend(&what, " (", DescribeOAuthError(*error, request), ")");
+  }
+  result.token = TenantError(absl::StatusCode::kUnavailable, tenant, what);
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// The one log line per request.
+
+struct RequestLog {
+  absl::string_view tenant;
+  absl::string_view grant = "-";
+  long http_status = 0;
+  int64_t duration_ms = 0;
+  long new_connections = 0;
+};
+
+void LogOutcome(const RequestLog& log, const FetchResult& result) {
+  if (result.token.ok()) {
+    LogInfo("treezor token request",
+            {{"tenant", log.tenant},
+             {"grant_type", log.grant},
+             {"outcome", "ok"},
+             {"http_status", log.http_status},
+             {"duration_ms", log.duration_ms},
+             {"new_connections", log.new_connections},
+             {"token_fp", TokenFingerprint(result.token->access_token)},
+             {"lifetime_s",
+              absl::ToInt64Seconds(result.token->lifetime())}});
+    return;
+  }
+  LogWarning("treezor token request failed",
+             {{"tenant", log.tenant},
+              {"grant_type", log.grant},
+              {"outcome", absl::StatusCodeToString(result.token.status().code())},
+              {"http_status", log.http_status},
+              {"duration_ms", log.duration_ms},
+              {"new_connections", log.new_connections},
+              {"refresh_token_rejected", result.refresh_token_rejected},
+              {"error", result.token.status().message()}});
+}
+
+// ---------------------------------------------------------------------------
+// Idle handles.
+
+// A tenant's idle curl handles. Each keeps its open connection to Treezor
+// (and TLS session), so the next request skips the handshake.
+class HandlePool {
+ public:
+  // An idle handle if any, else a new one (null if curl cannot make one).
+  CurlHandle Take() ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      MutexLock lock(&mu_);
+      if (!idle_.empty()) {
+        CurlHandle handle = std::move(idle_.back());
+        idle_.pop_back();
+        return handle;
+      }
+    }
+    return CurlHandle(curl_easy_init());
+  }
+
+  void Return(CurlHandle handle) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      MutexLock lock(&mu_);
+      if (idle_.size() < kMaxIdleHandlesPerTenant) {
+        idle_.push_back(std::move(handle));
+        return;
+      }
+    }
+    // A surplus handle closes here, outside the lock.
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<CurlHandle> idle_ ABSL_GUARDED_BY(mu_);
+};
+
+// A handle taken from a pool for one request, given back however the request
+// ends. Keeps the pool alive: UpdateTenants may drop it meanwhile.
+class PooledHandle {
+ public:
+  explicit PooledHandle(std::shared_ptr<HandlePool> pool)
+      : pool_(std::move(pool)), handle_(pool_->Take()) {}
+  ~PooledHandle() {
+    if (handle_ != nullptr) pool_->Return(std::move(handle_));
+  }
+  PooledHandle(const PooledHandle&) = delete;
+  PooledHandle& operator=(const PooledHandle&) = delete;
+
+  CURL* get() const { return handle_.get(); }
+
+ private:
+  std::shared_ptr<HandlePool> pool_;
+  CurlHandle handle_;
+};
+
+}  // namespace
+
+struct TreezorOAuthClient::TenantState {
+  explicit TenantState(v1::Tenant tenant) : config(std::move(tenant)) {}
+  const v1::Tenant config;
+  HandlePool pool;
+};
+
+TreezorOAuthClient::TreezorOAuthClient(std::vector<v1::Tenant> tenants,
+                                       Options options)
+    : options_(options) {
+  InitCurlOnce();
+  UpdateTenants(std::move(tenants));
+}
+
+TreezorOAuthClient::~TreezorOAuthClient() = default;
+
+void TreezorOAuthClient::UpdateTenants(std::vector<v1::Tenant> tenants) {
+  absl::flat_hash_map<std::string, std::shared_ptr<TenantState>> next;
+  {
+    MutexLock lock(&mu_);
+    for (v1::Tenant& tenant : tenants) {
+      const auto it = tenants_.find(tenant.name());
+      if (it != tenants_.end() &&
+          google::protobuf::util::MessageDifferencer::Equals(it->second->config,
+                                                             tenant)) {
+        next[tenant.name()] = it->second;
+      } else {
+        const std::string name = tenant.name();
+        next[name] = std::make_shared<TenantState>(std::move(tenant));
+      }
+    }
+    tenants_.swap(next);
+  }
+  // `next` now holds the previous tenants: their idle handles (connections)
+  // close here, outside the lock, unless a Fetch in flight still holds them.
+}
+
+std::shared_ptr<TreezorOAuthClient::TenantState> TreezorOAuthClient::FindTenant(
+    const std::string& name) const {
+  MutexLock lock(&mu_);
+  const auto it = tenants_.find(name);
+  return it == tenants_.end() ? nullptr : it->second;
+}
+
+FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
+  RequestLog log{.tenant = request.tenant};
+  FetchResult result;
+  const std::shared_ptr<TenantState> tenant = FindTenant(request.tenant);
+  if (tenant == nullptr) {
+    result.token = TenantError(absl::StatusCode::kNotFound, request.tenant,
+                               "not configured");
+    LogOutcome(log, result);
+    return result;
+  }
+  const v1::Tenant& config = tenant->config;
+  if (!absl::StartsWithIgnoreCase(config.base_url(), "https://")) {
+    result.token = TenantError(absl::StatusCode::kFailedPrecondition,
+                               request.tenant, "base_url must be https://");
+    LogOutcome(log, result);
+    return result;
+  }
+  absl::StatusOr<TokenRequest> token_request =
+      BuildTokenRequest(config, request);
+  if (!token_request.ok()) {
+    result.token = token_request.status();
+    LogOutcome(log, result);
+    return result;
+  }
+  log.grant = GrantName(token_request->grant);
+
+  PooledHandle handle(std::shared_ptr<HandlePool>(tenant, &tenant->pool));
+  if (handle.get() == nullptr) {
+    result.token = TenantError(absl::StatusCode::kUnavailable, request.tenant,
+                               "network error: cannot create a curl handle");
+    LogOutcome(log, result);
+    return result;
+  }
+  HttpExchange exchange;
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status performed = Perform(handle.get(), config, options_,
+                                         token_request->params, &exchange);
+  log.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+  log.http_status = exchange.http_status;
+  log.new_connections = exchange.new_connections;
+  if (!performed.ok()) {
+    result.token = performed;
+  } else {
+    result = Classify(request.tenant, *token_request, exchange,
+                      options_.clock->Now());
+  }
+  LogOutcome(log, result);
+  return result;
+}
+
+}  // namespace treezor::broker

@@ -1,0 +1,79 @@
+#include "server/logging.h"
+
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/sync.h"
+
+namespace treezor::broker {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class CapturedLog {
+ public:
+  CapturedLog() {
+    SetLogSink([this](absl::string_view line) {
+      MutexLock lock(&mu_);
+      lines_.emplace_back(line);
+    });
+  }
+  ~CapturedLog() { SetLogSink(nullptr); }
+  std::vector<std::string> lines() {
+    MutexLock lock(&mu_);
+    return lines_;
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(Logging, WritesOneJsonObjectPerLine) {
+  CapturedLog log;
+  LogInfo("token obtained", {{"tenant", "acme"}, {"version", 3}});
+  ASSERT_EQ(log.lines().size(), 1u);
+  const std::string line = log.lines()[0];
+  EXPECT_THAT(line, StartsWith("{\"time\":\""));
+  EXPECT_THAT(line, HasSubstr("\"level\":\"info\",\"msg\":\"token obtained\","
+                              "\"tenant\":\"acme\",\"version\":\"3\"}"));
+}
+
+TEST(Logging, EscapesQuotesControlCharactersAndNewlines) {
+  std::string out;
+  internal::AppendJsonString("a\"b\\c\nd\x01", &out);
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\u0001\"");
+}
+
+TEST(Logging, DropsLinesBelowTheMinimumLevel) {
+  CapturedLog log;
+  SetMinLogLevel(LogLevel::kWarning);
+  LogInfo("quiet");
+  LogWarning("loud");
+  SetMinLogLevel(LogLevel::kInfo);
+  ASSERT_EQ(log.lines().size(), 1u);
+  EXPECT_THAT(log.lines()[0], HasSubstr("loud"));
+}
+
+TEST(Logging, ConcurrentWritersNeverInterleaveLines) {
+  CapturedLog log;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([t] {
+      for (int i = 0; i < 100; ++i) LogInfo("m", {{"t", t}, {"i", i}});
+    });
+  }
+  for (auto& th : threads) th.join();
+  const auto lines = log.lines();
+  ASSERT_EQ(lines.size(), 400u);
+  for (const auto& l : lines) {
+    EXPECT_EQ(l.front(), '{');
+    EXPECT_EQ(l.back(), '}');
+  }
+}
+
+}  // namespace
+}  // namespace treezor::broker

@@ -1,0 +1,538 @@
+#include "server/token_cache.h"
+
+#include <atomic>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/fake_token_fetcher.h"
+#include "tests/testing/status_matchers.h"
+
+namespace treezor::broker {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using testing::FakeClock;
+using testing::FakeTokenFetcher;
+using testing::StatusIs;
+using TokenPtr = TokenCache::TokenPtr;
+
+// Counts completed fetches; a test waits for one instead of sleeping. The
+// cache calls OnFetchDone after the entry is updated.
+class FetchWaiter : public TokenCache::Observer {
+ public:
+  void OnFetchDone(const CacheKey&, const absl::Status&,
+                   absl::Duration) override {
+    MutexLock lock(&mu_);
+    ++done_;
+    cv_.SignalAll();
+  }
+  bool WaitForFetches(int n, absl::Duration timeout = absl::Seconds(10)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    MutexLock lock(&mu_);
+    while (done_ < n) {
+      if (absl::Now() >= deadline) return false;
+      cv_.WaitFor(&mu_, deadline - absl::Now());
+    }
+    return true;
+  }
+  int done() {
+    MutexLock lock(&mu_);
+    return done_;
+  }
+  void OnEntryDropped(const CacheKey&) override {
+    MutexLock lock(&mu_);
+    ++dropped_;
+    cv_.SignalAll();
+  }
+  bool WaitForDrops(int n, absl::Duration timeout = absl::Seconds(10)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    MutexLock lock(&mu_);
+    while (dropped_ < n) {
+      if (absl::Now() >= deadline) return false;
+      cv_.WaitFor(&mu_, deadline - absl::Now());
+    }
+    return true;
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_;
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+  int dropped_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Collects what a subscriber receives.
+class TokenRecorder {
+ public:
+  TokenCache::Callback Callback() {
+    return [this](absl::StatusOr<TokenPtr> t) {
+      MutexLock lock(&mu_);
+      received_.push_back(std::move(t));
+      cv_.SignalAll();
+    };
+  }
+  bool WaitForCount(size_t n, absl::Duration timeout = absl::Seconds(10)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    MutexLock lock(&mu_);
+    while (received_.size() < n) {
+      if (absl::Now() >= deadline) return false;
+      cv_.WaitFor(&mu_, deadline - absl::Now());
+    }
+    return true;
+  }
+  std::vector<absl::StatusOr<TokenPtr>> received() {
+    MutexLock lock(&mu_);
+    return received_;
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_;
+  std::vector<absl::StatusOr<TokenPtr>> received_ ABSL_GUARDED_BY(mu_);
+};
+
+class TokenCacheTest : public ::testing::Test {
+ protected:
+  TokenCacheTest() : fetcher_(&clock_) {}
+
+  // Jitter sample 0.5 maps to no jitter: renewal exactly at 75% of the
+  // lifetime, backoff at half its ceiling.
+  void MakeCache(RenewalSettings renewal = {}, int workers = 4,
+                 double random = 0.5) {
+    TokenCache::Options options;
+    options.renewal = renewal;
+    options.max_concurrent_fetches = workers;
+    options.clock = &clock_;
+    options.random_unit = [random] { return random; };
+    cache_ = std::make_unique<TokenCache>(&fetcher_, options);
+    cache_->SetObserver(&fetches_);
+    clock_.AddListener([this] { cache_->Wake(); });
+  }
+
+  absl::StatusOr<TokenPtr> Get(const CacheKey& key,
+                               TokenCache::GetOptions options = {}) {
+    return cache_->Get(key, options, absl::Now() + absl::Seconds(10));
+  }
+
+  const CacheKey key_{"acme", ScopeSet::FromList({"admin", "read_all"})};
+  FakeClock clock_;
+  FakeTokenFetcher fetcher_;
+  FetchWaiter fetches_;
+  std::unique_ptr<TokenCache> cache_;
+};
+
+TEST_F(TokenCacheTest, ColdGetFetchesOnceThenServesFromCache) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  ASSERT_OK_AND_ASSIGN(TokenPtr second, Get(key_));
+  EXPECT_EQ(first->token.access_token, "jwt-acme-1");
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(fetcher_.calls(), 1);
+  EXPECT_EQ(fetcher_.requests()[0].scopes.ToOAuthString(), "admin read_all");
+}
+
+TEST_F(TokenCacheTest, ScopeOrderAndDuplicatesShareOneEntry) {
+  MakeCache();
+  const std::vector<std::string> a = {"read_all", "admin"};
+  const std::vector<std::string> b = {"admin", "read_all", "admin"};
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get({"acme", ScopeSet::FromList(a)}));
+  ASSERT_OK_AND_ASSIGN(TokenPtr second, Get({"acme", ScopeSet::FromList(b)}));
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, ConcurrentColdCallersShareOneFetch) {
+  MakeCache();
+  fetcher_.Hold();
+  constexpr int kCallers = 200;
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<TokenPtr>> results(kCallers);
+  for (int i = 0; i < kCallers; ++i) {
+    threads.emplace_back([&, i] { results[i] = Get(key_); });
+  }
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  fetcher_.Release();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(fetcher_.calls(), 1);
+  for (const auto& r : results) {
+    ASSERT_OK(r);
+    EXPECT_EQ((*r)->token.access_token, "jwt-acme-1");
+  }
+}
+
+TEST_F(TokenCacheTest, OtherEntriesAreNotBlockedBehindASlowFetch) {
+  MakeCache();
+  fetcher_.Hold();
+  absl::StatusOr<TokenPtr> slow;
+  std::thread slow_caller([&] { slow = Get(key_); });
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  // A second tenant's fetch also parks at the gate, but a cached entry must
+  // answer at once: warm one up first by releasing and re-holding is not
+  // possible here, so check that the other entry's waiters are independent.
+  std::atomic<bool> other_done{false};
+  cache_->GetAsync({"other", ScopeSet()}, {},
+                   [&](absl::StatusOr<TokenPtr>) { other_done = true; });
+  ASSERT_TRUE(fetcher_.WaitForInFlight(2));  // fetched in parallel
+  fetcher_.Release();
+  slow_caller.join();
+  ASSERT_OK(slow);
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  EXPECT_TRUE(other_done);
+}
+
+TEST_F(TokenCacheTest, CachedEntryAnswersWhileAnotherEntryFetches) {
+  MakeCache();
+  ASSERT_OK(Get(key_));
+  fetcher_.Hold();
+  cache_->GetAsync({"other", ScopeSet()}, {}, [](auto) {});
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  // Answered from cache while the other fetch is stuck.
+  std::atomic<bool> answered{false};
+  cache_->GetAsync(key_, {}, [&](absl::StatusOr<TokenPtr> t) {
+    answered = t.ok();
+  });
+  EXPECT_TRUE(answered);  // inline: no fetch, no wait
+  fetcher_.Release();
+}
+
+TEST_F(TokenCacheTest, FetchesNeverExceedTheConcurrencyBound) {
+  MakeCache({}, /*workers=*/2);
+  fetcher_.Hold();
+  for (int i = 0; i < 10; ++i) {
+    cache_->GetAsync({absl::StrCat("t", i), ScopeSet()}, {}, [](auto) {});
+  }
+  ASSERT_TRUE(fetcher_.WaitForInFlight(2));
+  fetcher_.Release();
+  ASSERT_TRUE(fetches_.WaitForFetches(10));
+  EXPECT_EQ(fetcher_.max_in_flight(), 2);
+  EXPECT_EQ(fetcher_.calls(), 10);
+}
+
+TEST_F(TokenCacheTest, RenewsBeforeExpiryWithNoCallerAsking) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  TokenRecorder recorder;
+  // Renewal is due at 75% of the hour (no jitter with sample 0.5).
+  ASSERT_THAT(cache_->Snapshot(), SizeIs(1));
+  EXPECT_EQ(cache_->Snapshot()[0].renew_at,
+            first->token.obtained_at + absl::Minutes(45));
+  clock_.Advance(absl::Minutes(44));
+  EXPECT_EQ(fetcher_.calls(), 1);
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  ASSERT_OK_AND_ASSIGN(TokenPtr second, Get(key_));
+  EXPECT_EQ(second->token.access_token, "jwt-acme-2");
+  EXPECT_EQ(second->version, 2u);
+}
+
+TEST_F(TokenCacheTest, JitterMovesRenewalWithinBounds) {
+  RenewalSettings settings;  // 25% remaining, ±5% jitter
+  for (double sample : {0.0, 1.0}) {
+    FakeTokenFetcher fetcher(&clock_);
+    TokenCache::Options options;
+    options.renewal = settings;
+    options.clock = &clock_;
+    options.random_unit = [sample] { return sample; };
+    TokenCache cache(&fetcher, options);
+    ASSERT_OK_AND_ASSIGN(TokenPtr t,
+                         cache.Get(key_, {}, absl::Now() + absl::Seconds(10)));
+    const absl::Duration offset =
+        cache.Snapshot()[0].renew_at - t->token.obtained_at;
+    EXPECT_EQ(offset, sample == 0.0 ? absl::Minutes(42) : absl::Minutes(48));
+  }
+}
+
+TEST_F(TokenCacheTest, FailedRenewalKeepsServingTheValidToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.SetPersistentError(absl::UnavailableError("tenant acme: HTTP 503"));
+  clock_.Advance(absl::Minutes(45));
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  ASSERT_OK_AND_ASSIGN(TokenPtr served, Get(key_));
+  EXPECT_EQ(served, first);
+  const EntrySnapshot snap = cache_->Snapshot()[0];
+  EXPECT_EQ(snap.state, EntrySnapshot::State::kFailing);
+  EXPECT_EQ(snap.consecutive_failures, 1);
+  EXPECT_EQ(snap.served_while_failing, 1);
+  // Retry scheduled with backoff: half of the 1s initial ceiling.
+  EXPECT_EQ(snap.renew_at, clock_.Now() + absl::Milliseconds(500));
+}
+
+TEST_F(TokenCacheTest, OutageServesUntilSafetyMarginThenUnavailableThenRecovers) {
+  RenewalSettings settings;
+  settings.max_backoff = absl::Minutes(2);
+  MakeCache(settings);
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.SetPersistentError(
+      absl::UnavailableError("tenant acme: connect: connection refused"));
+  clock_.Advance(absl::Minutes(45));  // renewal due, fails
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  // Still served one second before the safety margin (60s before expiry).
+  clock_.Set(first->token.expires_at - absl::Seconds(61));
+  ASSERT_OK(Get(key_));
+  // Inside the margin: not handed out any more.
+  clock_.Set(first->token.expires_at - absl::Seconds(59));
+  const int fetches_before = fetcher_.calls();
+  absl::StatusOr<TokenPtr> refused = Get(key_);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kUnavailable,
+                                HasSubstr("connection refused")));
+  // Treezor recovers: the background retries find it with no caller action.
+  fetcher_.SetPersistentError(absl::OkStatus());
+  const int done = fetches_.done();
+  clock_.Advance(absl::Minutes(2));  // past any backoff (max 2 min)
+  ASSERT_TRUE(fetches_.WaitForFetches(done + 1));
+  EXPECT_GT(fetcher_.calls(), fetches_before);
+  ASSERT_OK_AND_ASSIGN(TokenPtr recovered, Get(key_));
+  EXPECT_NE(recovered->token.access_token, first->token.access_token);
+}
+
+TEST_F(TokenCacheTest, CallersDuringBackoffGetTheErrorWithoutNewFetches) {
+  MakeCache();
+  fetcher_.PushError(absl::UnavailableError("tenant acme: HTTP 502"),
+                     absl::Seconds(30));
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                  HasSubstr("HTTP 502")));
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                    HasSubstr("HTTP 502")));
+  }
+  EXPECT_EQ(fetcher_.calls(), 1);
+  // Retry-After (30s) beats the 1s backoff.
+  EXPECT_EQ(cache_->Snapshot()[0].renew_at, clock_.Now() + absl::Seconds(30));
+  clock_.Advance(absl::Seconds(30));
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  EXPECT_OK(Get(key_));
+}
+
+TEST_F(TokenCacheTest, RefusedCredentialsAreNotHammered) {
+  RenewalSettings settings;
+  settings.refused_backoff = absl::Minutes(5);
+  MakeCache(settings);
+  fetcher_.SetPersistentError(absl::FailedPreconditionError(
+      "tenant acme: Treezor refused the credentials: invalid_client"));
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    HasSubstr("invalid_client")));
+  }
+  EXPECT_EQ(fetcher_.calls(), 1);
+  EXPECT_EQ(cache_->Snapshot()[0].renew_at, clock_.Now() + absl::Minutes(5));
+}
+
+TEST_F(TokenCacheTest, RetryTenantNowSkipsTheBackoff) {
+  RenewalSettings settings;
+  settings.refused_backoff = absl::Minutes(5);
+  MakeCache(settings);
+  fetcher_.PushError(absl::FailedPreconditionError("refused"));
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                  HasSubstr("refused")));
+  cache_->RetryTenantNow("acme");
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  EXPECT_OK(Get(key_));
+}
+
+TEST_F(TokenCacheTest, BackoffGrowsExponentiallyUpToTheCap) {
+  RenewalSettings settings;
+  settings.initial_backoff = absl::Seconds(1);
+  settings.max_backoff = absl::Seconds(8);
+  MakeCache(settings, 4, /*random=*/1.0);  // full ceiling
+  fetcher_.SetPersistentError(absl::UnavailableError("down"));
+  std::vector<absl::Duration> delays;
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                  HasSubstr("down")));
+  for (int i = 1; i <= 5; ++i) {
+    const absl::Duration d = cache_->Snapshot()[0].renew_at - clock_.Now();
+    delays.push_back(d);
+    clock_.Advance(d);
+    ASSERT_TRUE(fetches_.WaitForFetches(i + 1));
+  }
+  EXPECT_THAT(delays, ::testing::ElementsAre(absl::Seconds(1), absl::Seconds(2),
+                                             absl::Seconds(4), absl::Seconds(8),
+                                             absl::Seconds(8)));
+}
+
+TEST_F(TokenCacheTest, MinTtlLongerThanWhatIsLeftFetchesAFreshToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  clock_.Advance(absl::Minutes(30));  // 30 min left, renewal not yet due
+  ASSERT_OK_AND_ASSIGN(TokenPtr same, Get(key_, {.min_ttl = absl::Minutes(20)}));
+  EXPECT_EQ(same, first);
+  ASSERT_OK_AND_ASSIGN(TokenPtr fresh, Get(key_, {.min_ttl = absl::Minutes(40)}));
+  EXPECT_NE(fresh, first);
+  EXPECT_GE(fresh->token.expires_at - clock_.Now(), absl::Minutes(40));
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, MinTtlBeyondAFreshTokensLifetimeIsOutOfRange) {
+  MakeCache();
+  EXPECT_THAT(Get(key_, {.min_ttl = absl::Hours(2)}),
+              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("min_ttl")));
+  // With a token cached, answered at once without another fetch.
+  EXPECT_THAT(Get(key_, {.min_ttl = absl::Hours(2)}),
+              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("min_ttl")));
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, RejectedCurrentTokenIsReplacedOnce) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.Hold();
+  constexpr int kCallers = 100;
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<TokenPtr>> results(kCallers);
+  for (int i = 0; i < kCallers; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = Get(key_, {.rejected_token_sha256 = first->sha256_hex});
+    });
+  }
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  fetcher_.Release();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(fetcher_.calls(), 2);
+  for (const auto& r : results) {
+    ASSERT_OK(r);
+    EXPECT_EQ((*r)->token.access_token, "jwt-acme-2");
+  }
+}
+
+TEST_F(TokenCacheTest, RejectingAnOldTokenReturnsTheCurrentOne) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  ASSERT_OK_AND_ASSIGN(
+      TokenPtr current,
+      Get(key_, {.rejected_token_sha256 = TokenSha256Hex("some-old-token")}));
+  EXPECT_EQ(current, first);
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, IdleEntriesStopBeingRenewedAndAreDropped) {
+  RenewalSettings settings;
+  settings.idle_timeout = absl::Minutes(30);
+  MakeCache(settings);
+  ASSERT_OK(Get(key_));
+  clock_.Advance(absl::Minutes(45));  // due, but unused for 45 min > 30
+  ASSERT_TRUE(fetches_.WaitForDrops(1));
+  EXPECT_THAT(cache_->Snapshot(), SizeIs(0));
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, EntriesInUseKeepBeingRenewed) {
+  RenewalSettings settings;
+  settings.idle_timeout = absl::Minutes(30);
+  MakeCache(settings);
+  ASSERT_OK(Get(key_));
+  clock_.Advance(absl::Minutes(40));
+  ASSERT_OK(Get(key_));  // used 5 minutes before renewal
+  clock_.Advance(absl::Minutes(5));
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  EXPECT_THAT(cache_->Snapshot(), SizeIs(1));
+}
+
+TEST_F(TokenCacheTest, SubscribersReceiveEveryRenewedToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  TokenRecorder recorder;
+  const uint64_t handle =
+      cache_->Subscribe(key_, first->version, recorder.Callback());
+  clock_.Advance(absl::Minutes(45));
+  ASSERT_TRUE(recorder.WaitForCount(1));
+  clock_.Advance(absl::Minutes(45));
+  ASSERT_TRUE(recorder.WaitForCount(2));
+  auto received = recorder.received();
+  ASSERT_OK(received[0]);
+  ASSERT_OK(received[1]);
+  EXPECT_EQ((*received[0])->version, 2u);
+  EXPECT_EQ((*received[1])->version, 3u);
+  cache_->Unsubscribe(key_, handle);
+}
+
+TEST_F(TokenCacheTest, SubscribingBehindTheCurrentVersionGetsItAtOnce) {
+  MakeCache();
+  ASSERT_OK(Get(key_));
+  TokenRecorder recorder;
+  cache_->Subscribe(key_, /*after_version=*/0, recorder.Callback());
+  ASSERT_TRUE(recorder.WaitForCount(1, absl::ZeroDuration()));
+}
+
+TEST_F(TokenCacheTest, PasswordGrantRenewsWithTheRefreshTokenUntilItIsOld) {
+  RenewalSettings settings;
+  settings.refresh_token_max_age = absl::Hours(2);
+  settings.idle_timeout = absl::Hours(10);  // nobody calls Get meanwhile
+  MakeCache(settings);
+  fetcher_.SetIssueRefreshTokens(true);
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  EXPECT_TRUE(first->token.refresh_token.empty());  // never leaves the entry
+  for (int i = 2; i <= 4; ++i) {
+    clock_.Advance(absl::Minutes(45));
+    ASSERT_TRUE(fetches_.WaitForFetches(i));
+  }
+  const auto requests = fetcher_.requests();
+  ASSERT_THAT(requests, SizeIs(4));
+  EXPECT_EQ(requests[0].refresh_token, "");
+  EXPECT_EQ(requests[1].refresh_token, "rt-1");  // 45 min into the chain
+  EXPECT_EQ(requests[2].refresh_token, "rt-2");  // rotated token used
+  EXPECT_EQ(requests[3].refresh_token, "");      // chain 2h15 old: restart
+}
+
+TEST_F(TokenCacheTest, RefusedRefreshTokenFallsBackToFullAuthenticationAtOnce) {
+  MakeCache();
+  fetcher_.SetIssueRefreshTokens(true);
+  ASSERT_OK(Get(key_));
+  FetchResult refused{absl::FailedPreconditionError("invalid_grant")};
+  refused.refresh_token_rejected = true;
+  fetcher_.Push(std::move(refused));
+  clock_.Advance(absl::Minutes(45));
+  ASSERT_TRUE(fetcher_.WaitForCalls(3));
+  const auto requests = fetcher_.requests();
+  EXPECT_EQ(requests[1].refresh_token, "rt-1");
+  EXPECT_EQ(requests[2].refresh_token, "");
+}
+
+TEST_F(TokenCacheTest, ForcedRefreshReplacesAFreshToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  TokenRecorder recorder;
+  cache_->RefreshAsync(key_, recorder.Callback());
+  ASSERT_TRUE(recorder.WaitForCount(1));
+  ASSERT_OK(recorder.received()[0]);
+  EXPECT_NE(*recorder.received()[0], first);
+}
+
+TEST_F(TokenCacheTest, RemovedTenantFailsWaitersAndStopsRenewal) {
+  MakeCache();
+  ASSERT_OK(Get(key_));
+  TokenRecorder watcher;
+  cache_->Subscribe(key_, 1, watcher.Callback());
+  cache_->RemoveTenant("acme");
+  ASSERT_TRUE(watcher.WaitForCount(1));
+  EXPECT_THAT(watcher.received()[0],
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("acme")));
+  EXPECT_THAT(cache_->Snapshot(), SizeIs(0));
+  clock_.Advance(absl::Hours(1));
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, ShutdownAnswersPendingWaiters) {
+  MakeCache();
+  fetcher_.Hold();
+  TokenRecorder recorder;
+  cache_->GetAsync(key_, {}, recorder.Callback());
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  std::thread stopper([&] { cache_->Shutdown(); });
+  fetcher_.Release();
+  stopper.join();
+  ASSERT_TRUE(recorder.WaitForCount(1));
+}
+
+TEST_F(TokenCacheTest, PrefetchWarmsAnEntryWithoutACaller) {
+  MakeCache();
+  cache_->Prefetch(key_);
+  ASSERT_TRUE(fetches_.WaitForFetches(1));
+  ASSERT_OK(Get(key_));
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+}  // namespace
+}  // namespace treezor::broker

@@ -1,0 +1,60 @@
+// Pure parsing of what Treezor's token endpoint answers: a token on success,
+// an OAuth error otherwise. No I/O, no clock (the caller passes `now`), so
+// every shape is unit-tested (tests/server/oauth_response_test.cc).
+//
+// Bodies are parsed with protobuf's JSON parser into google.protobuf.Struct,
+// the project's one JSON parser. Error messages name the offending field and
+// never quote the body: it carries the token.
+//
+// Thread-safety: pure functions.
+#ifndef TREEZOR_BROKER_SERVER_OAUTH_RESPONSE_H_
+#define TREEZOR_BROKER_SERVER_OAUTH_RESPONSE_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/token.h"
+
+namespace treezor::broker {
+
+// A successful answer (RFC 6749 §5.1):
+//   {"token_type":"Bearer","expires_in":3600,"access_token":"<JWT>",
+//    "refresh_token":"<optional>"}
+// Requires token_type Bearer (any case; normalised to "Bearer"), expires_in a
+// positive number or numeric string, and a non-empty access_token.
+// obtained_at = now; expires_at = the earlier of now + expires_in and the
+// access token's JWT `exp` (JwtExpiry), and it must be after `now` — a token
+// that is already dead is refused rather than handed out. refresh_token is
+// kept when present.
+//
+// Errors are INVALID_ARGUMENT "token response: <what is wrong>", e.g.
+// "token response: expires_in missing or not positive".
+absl::StatusOr<Token> ParseTokenResponse(absl::string_view body,
+                                         absl::Time now);
+
+// An OAuth error answer, in either shape Treezor may use:
+//  - RFC 6749 §5.2: {"error":"invalid_client","error_description":"..."}
+//  - Treezor's own: {"errors":[{"type":"invalid_request","code":"...",
+//                               "message":"...","docUrl":"..."}]}
+//    (the first entry counts; code = type, or code when type is empty;
+//    description = message).
+// Both fields are safe to log and to put in a status message: control
+// characters are removed, `code` is at most kMaxOAuthCodeChars and
+// `description` at most kMaxOAuthDescriptionChars (cut at a UTF-8 character
+// boundary, "..." appended).
+struct OAuthError {
+  std::string code;
+  std::string description;
+};
+inline constexpr size_t kMaxOAuthCodeChars = 64;
+inline constexpr size_t kMaxOAuthDescriptionChars = 200;
+
+// nullopt when `body` is not JSON or has neither shape (or an empty code).
+std::optional<OAuthError> ParseOAuthError(absl::string_view body);
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_OAUTH_RESPONSE_H_

@@ -1,0 +1,85 @@
+// Who may get which tokens: the `callers`, `admins` and per-tenant scope
+// rules of the config, compiled into lookups.
+//
+//   ASSIGN_OR_RETURN(Policy policy, Policy::Create(config));
+//   absl::StatusOr<ScopeSet> scopes =
+//       policy.Authorize(PeerIdentities(*ctx->auth_context()), "acme", {});
+//
+// A caller is named by the identities of its verified certificate (URI SANs,
+// DNS SANs, subject CN: see peer_identity.h); every `callers[]` entry whose
+// identity is among them applies, and their grants add up. Authorization never
+// reveals which tenants exist: an unknown tenant and a tenant the caller may
+// not use get byte-identical errors.
+//
+// Thread-safety: immutable after Create; share it as
+// std::shared_ptr<const Policy> so a config reload can swap in a new one.
+#ifndef TREEZOR_BROKER_SERVER_POLICY_H_
+#define TREEZOR_BROKER_SERVER_POLICY_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "server/scope_set.h"
+#include "treezor/broker/v1/config.pb.h"
+
+namespace treezor::broker {
+
+class Policy {
+ public:
+  // Assumes a config that passed ValidateConfig; still refuses (with
+  // INVALID_ARGUMENT) the few inconsistencies that would make lookups wrong.
+  static absl::StatusOr<Policy> Create(const v1::BrokerConfig& config);
+
+  // The scope set `identities` may get a token for on `tenant`:
+  // `requested_scopes` canonicalised, or the tenant's defaultScopes when empty.
+  // Errors:
+  //  - PERMISSION_DENIED "caller certificate has no identity ..." when
+  //    `identities` is empty;
+  //  - PERMISSION_DENIED "no configured caller matches ..." when no identity
+  //    is a listed caller;
+  //  - PERMISSION_DENIED `caller may not get tokens for tenant "<t>"`, the
+  //    same bytes whether the tenant is unknown or merely not the caller's;
+  //  - INVALID_ARGUMENT "scopes[<i>]: ..." for a malformed scope;
+  //  - PERMISSION_DENIED naming the first scope that the tenant's
+  //    allowedScopes or the caller's scopes do not cover.
+  absl::StatusOr<ScopeSet> Authorize(
+      absl::Span<const std::string> identities, absl::string_view tenant,
+      absl::Span<const std::string> requested_scopes) const;
+
+  // True if any of `identities` is listed in `admins`.
+  bool IsAdmin(absl::Span<const std::string> identities) const;
+
+  // Each tenant's default scope set, in config order (what the broker fetches
+  // at start-up).
+  std::vector<std::pair<std::string, ScopeSet>> DefaultScopeSets() const;
+
+ private:
+  struct TenantRules {
+    ScopeSet default_scopes;
+    ScopeSet allowed_scopes;  // empty: any
+  };
+  // What one identity may do on one tenant (several callers[] entries with
+  // the same identity are merged).
+  struct Grant {
+    bool any_scope = false;  // an entry with no `scopes`
+    ScopeSet scopes;         // the union of the entries' scopes
+  };
+  using TenantGrants = absl::flat_hash_map<std::string, Grant>;
+
+  Policy() = default;
+
+  std::vector<std::string> tenant_order_;
+  absl::flat_hash_map<std::string, TenantRules> tenants_;
+  absl::flat_hash_map<std::string, TenantGrants> callers_;  // by identity
+  absl::flat_hash_set<std::string> admins_;
+};
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_POLICY_H_

@@ -1,0 +1,90 @@
+// The real TokenFetcher: one POST to a tenant's `/oauth/token` over mutual TLS
+// (libcurl), classified into a FetchResult.
+//
+//   TreezorOAuthClient client(config.tenants(), {.request_timeout = ...});
+//   FetchResult r = client.Fetch({.tenant = "acme", .scopes = scopes});
+//
+// One synchronous attempt per Fetch and no retries: the token cache owns
+// retry, backoff and Retry-After. This class only says what happened:
+// UNAVAILABLE (connect / TLS / timeout / network / HTTP <status> /
+// unparsable token response), FAILED_PRECONDITION (Treezor refused the
+// credentials, or a secret file/variable is missing), NOT_FOUND (unknown
+// tenant). Every message starts with "tenant <name>: " and never contains a
+// secret or a token; one log line per request names the token only by
+// TokenFingerprint.
+//
+// Decisions worth knowing:
+//  - Secrets (client_secret_file / client_secret_env, username_file,
+//    password_file) are read at each Fetch, so a rotated Kubernetes Secret is
+//    used by the next request without a reload.
+//  - Each tenant keeps a few idle libcurl handles so TLS connections to
+//    Treezor are reused. Certificate and key files are loaded when a new
+//    connection is made, so rotated client certificates take effect on the
+//    next new connection.
+//  - A non-empty FetchRequest.refresh_token selects the refresh_token grant
+//    (client_id + refresh_token + scope, no secret, as in Treezor's example)
+//    whatever the tenant's grant_type.
+//
+// Thread-safety: Fetch and UpdateTenants may be called concurrently from any
+// threads. A Fetch in flight during UpdateTenants finishes with the tenant
+// configuration it started with.
+#ifndef TREEZOR_BROKER_SERVER_TREEZOR_OAUTH_CLIENT_H_
+#define TREEZOR_BROKER_SERVER_TREEZOR_OAUTH_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "server/clock.h"
+#include "server/sync.h"
+#include "server/token_fetcher.h"
+#include "treezor/broker/v1/config.pb.h"
+
+namespace treezor::broker {
+
+class TreezorOAuthClient final : public TokenFetcher {
+ public:
+  struct Options {
+    // TCP + TLS handshake.
+    absl::Duration connect_timeout = absl::Seconds(5);
+    // The whole request, connection included.
+    absl::Duration request_timeout = absl::Seconds(15);
+    // Gives Token::obtained_at / expires_at and interprets an HTTP-date
+    // Retry-After. Not owned; must outlive the client.
+    Clock* clock = SystemClock::Get();
+  };
+
+  TreezorOAuthClient(std::vector<v1::Tenant> tenants, Options options);
+  ~TreezorOAuthClient() override;
+
+  TreezorOAuthClient(const TreezorOAuthClient&) = delete;
+  TreezorOAuthClient& operator=(const TreezorOAuthClient&) = delete;
+
+  FetchResult Fetch(const FetchRequest& request) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Replaces the tenant set (configuration hot reload). Tenants whose
+  // configuration is unchanged keep their idle connections; the others start
+  // afresh.
+  void UpdateTenants(std::vector<v1::Tenant> tenants) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // A tenant's configuration and its pool of idle curl handles (defined in
+  // the .cc file, so libcurl stays out of this header).
+  struct TenantState;
+
+  std::shared_ptr<TenantState> FindTenant(const std::string& name) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Options options_;
+  mutable Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<TenantState>> tenants_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_TREEZOR_OAUTH_CLIENT_H_
