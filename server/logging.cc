@@ -66,7 +66,7 @@ void AppendJsonString(absl::string_view s, std::string* out) {
 }  // namespace internal
 
 void Log(LogLevel level, absl::string_view message,
-         std::initializer_list<LogField> fields) {
+         absl::Span<const LogField> fields) {
   if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
     return;
   }

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 
 namespace treezor::broker {
 
@@ -32,7 +33,11 @@ struct LogField {
 };
 
 void Log(LogLevel level, absl::string_view message,
-         std::initializer_list<LogField> fields = {});
+         absl::Span<const LogField> fields);
+inline void Log(LogLevel level, absl::string_view message,
+                std::initializer_list<LogField> fields = {}) {
+  Log(level, message, absl::Span<const LogField>(fields.begin(), fields.size()));
+}
 
 inline void LogInfo(absl::string_view m, std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kInfo, m, f);

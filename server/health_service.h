@@ -1,0 +1,59 @@
+// grpc.health.v1.Health, served from code generated from the canonical
+// health.proto (not gRPC's built-in service) so that server reflection can
+// describe it: `grpcurl ... grpc.health.v1.Health/Check` works without proto
+// files. The same instance can be registered on several servers (the mTLS
+// port and the plaintext probe port).
+//
+// Service names: "" (the broker as a whole) and those given at construction.
+// Unknown names answer NOT_FOUND, as the health protocol specifies.
+//
+// Thread-safety: all methods are thread-safe.
+#ifndef TREEZOR_BROKER_SERVER_HEALTH_SERVICE_H_
+#define TREEZOR_BROKER_SERVER_HEALTH_SERVICE_H_
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "server/sync.h"
+
+namespace treezor::broker {
+
+class HealthService final : public grpc::health::v1::Health::CallbackService {
+ public:
+  using ServingStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
+
+  // Starts NOT_SERVING.
+  explicit HealthService(std::vector<std::string> services);
+  ~HealthService() override;
+
+  void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(mu_);
+  bool serving() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends every Watch stream (at shutdown).
+  void EndWatches() ABSL_LOCKS_EXCLUDED(mu_);
+
+  grpc::ServerUnaryReactor* Check(
+      grpc::CallbackServerContext* context,
+      const grpc::health::v1::HealthCheckRequest* request,
+      grpc::health::v1::HealthCheckResponse* response) override;
+  grpc::ServerWriteReactor<grpc::health::v1::HealthCheckResponse>* Watch(
+      grpc::CallbackServerContext* context,
+      const grpc::health::v1::HealthCheckRequest* request) override;
+
+ private:
+  class WatchReactor;
+  friend class WatchReactor;
+  void Unregister(WatchReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::set<std::string> services_;
+  mutable Mutex mu_;
+  bool serving_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_HEALTH_SERVICE_H_

@@ -1,0 +1,64 @@
+// treezor.broker.v1.TokenService: thin — parse, authorize, delegate to the
+// TokenCache, convert the status, audit. Callback API, so a caller waiting
+// for a cold fetch holds no thread: the cache answers the reactor when the
+// fetch completes.
+//
+// Every RPC writes one audit line: caller identity, tenant, scopes, outcome
+// and the token's fingerprint (never the token).
+//
+// Thread-safety: thread-safe; the policy can be swapped at any time
+// (config reload) and applies to the next RPC.
+#ifndef TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
+#define TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
+
+#include <memory>
+#include <set>
+
+#include "server/policy.h"
+#include "server/sync.h"
+#include "server/token_cache.h"
+#include "treezor/broker/v1/token_service.grpc.pb.h"
+
+namespace treezor::broker {
+
+class TokenService final : public v1::TokenService::CallbackService {
+ public:
+  // `cache` must outlive the service.
+  TokenService(TokenCache* cache, std::shared_ptr<const Policy> policy);
+  ~TokenService() override;
+
+  void SetPolicy(std::shared_ptr<const Policy> policy)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends every WatchToken stream with UNAVAILABLE ("shutting down") and
+  // refuses new ones: at shutdown, before the server drains.
+  void EndWatches() ABSL_LOCKS_EXCLUDED(mu_);
+  int open_watches() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context,
+                                     const v1::GetTokenRequest* request,
+                                     v1::GetTokenResponse* response) override;
+  grpc::ServerWriteReactor<v1::GetTokenResponse>* WatchToken(
+      grpc::CallbackServerContext* context,
+      const v1::WatchTokenRequest* request) override;
+
+ private:
+  class WatchReactor;
+  friend class WatchReactor;
+
+  std::shared_ptr<const Policy> policy() const ABSL_LOCKS_EXCLUDED(mu_);
+  void Unregister(WatchReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
+
+  TokenCache* const cache_;
+  mutable Mutex mu_;
+  std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
+  bool watches_ended_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<WatchReactor*> watches_ ABSL_GUARDED_BY(mu_);
+};
+
+// Fills `response` from a cached token.
+void FillResponse(const CacheKey& key, const CachedToken& token,
+                  v1::GetTokenResponse* response);
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
