@@ -1,0 +1,491 @@
+// The real broker (BrokerServer) on loopback with real certificates, against
+// the Treezor double over HTTPS with mandatory client certificates. Time is
+// a fake clock shared by the broker and the double, so renewals and expiry
+// are driven by the test, never by sleeping.
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "gtest/gtest.h"
+#include "server/config.h"
+#include "server/token.h"
+#include "tests/testing/broker_harness.h"
+#include "tests/testing/status_matchers.h"
+#include "treezor/broker/v1/token_service.grpc.pb.h"
+
+namespace treezor::broker {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::BrokerHarness;
+using testing::FakeTreezor;
+using testing::LogCapture;
+using Fault = FakeTreezor::Fault;
+
+constexpr absl::Duration kRpcTimeout = absl::Seconds(10);
+
+// Every line logged by every test is checked for secrets and tokens.
+class NoSecretsInLogs : public ::testing::Environment {
+ public:
+  void SetUp() override { capture_ = std::make_unique<LogCapture>(); }
+  static LogCapture& log() { return *capture_; }
+  void TearDown() override {
+    const auto lines = capture_->lines();
+    EXPECT_FALSE(lines.empty());
+    for (const std::string& line : lines) {
+      EXPECT_THAT(line, Not(HasSubstr(testing::kClientSecret)));
+      EXPECT_THAT(line, Not(HasSubstr(testing::kGlobexSecret)));
+      // Every JWT starts with a base64url '{"' header: "eyJ".
+      EXPECT_THAT(line, Not(HasSubstr("eyJ"))) << line;
+      for (const std::string& token : *served_tokens) {
+        EXPECT_THAT(line, Not(HasSubstr(token)));
+      }
+    }
+    capture_.reset();
+  }
+  static inline std::vector<std::string>* served_tokens =
+      new std::vector<std::string>;
+  static inline Mutex* served_mu = new Mutex;
+
+ private:
+  static inline std::unique_ptr<LogCapture> capture_;
+};
+[[maybe_unused]] const auto* const kEnv =
+    ::testing::AddGlobalTestEnvironment(new NoSecretsInLogs);
+
+void RememberToken(const std::string& token) {
+  MutexLock lock(NoSecretsInLogs::served_mu);
+  NoSecretsInLogs::served_tokens->push_back(token);
+}
+
+std::unique_ptr<grpc::ClientContext> Context() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(kRpcTimeout));
+  return ctx;
+}
+
+struct Answer {
+  grpc::Status status;
+  v1::GetTokenResponse response;
+};
+
+class BrokerIntegrationTest : public ::testing::Test {
+ protected:
+  void StartBroker(BrokerHarness::Options options = {}) {
+    harness_ = std::make_unique<BrokerHarness>(std::move(options));
+    ASSERT_OK(harness_->Start());
+  }
+
+  Answer Get(const std::string& caller, v1::GetTokenRequest request) {
+    auto stub = v1::TokenService::NewStub(harness_->Channel(caller));
+    Answer a;
+    a.status = stub->GetToken(Context().get(), request, &a.response);
+    if (a.status.ok()) RememberToken(a.response.access_token());
+    return a;
+  }
+  Answer Get(const std::string& caller, const std::string& tenant,
+             std::vector<std::string> scopes = {}) {
+    v1::GetTokenRequest request;
+    request.set_tenant(tenant);
+    for (auto& s : scopes) request.add_scopes(s);
+    return Get(caller, request);
+  }
+
+  // Number of token requests the double received for a scope string.
+  int UpstreamRequestsFor(const std::string& scope) {
+    int n = 0;
+    for (const auto& r : harness_->treezor().requests()) {
+      auto it = r.params.find("scope");
+      if (it != r.params.end() && it->second == scope) ++n;
+    }
+    return n;
+  }
+
+  // Blocks until the cache holds `token` for acme's default scopes: a watch
+  // stream delivers it as soon as the cache has it — no polling.
+  void WaitForToken(const std::string& token) {
+    auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoMilliseconds(kRpcTimeout));
+    v1::WatchTokenRequest request;
+    request.set_tenant("acme");
+    auto reader = stub->WatchToken(&ctx, request);
+    v1::GetTokenResponse r;
+    while (reader->Read(&r)) {
+      if (r.access_token() == token) break;
+    }
+    ASSERT_EQ(r.access_token(), token);
+    ctx.TryCancel();
+    reader->Finish();
+  }
+
+  // The start-up prefetch of acme's default scopes is done.
+  void WaitForWarmUp() {
+    ASSERT_TRUE(harness_->treezor().WaitForRequests(1, kRpcTimeout));
+    ASSERT_TRUE(Get("payments", "acme").status.ok());
+  }
+
+  std::unique_ptr<BrokerHarness> harness_;
+};
+
+TEST_F(BrokerIntegrationTest, AuthorizedCallerGetsAValidTreezorJwt) {
+  StartBroker();
+  Answer a = Get("payments", "acme", {"read_all", "admin", "admin"});
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.response.tenant(), "acme");
+  EXPECT_EQ(a.response.token_type(), "Bearer");
+  EXPECT_THAT(a.response.scopes(), ElementsAre("admin", "read_all"));
+  EXPECT_EQ(a.response.access_token(), harness_->treezor().last_access_token());
+  EXPECT_EQ(std::count(a.response.access_token().begin(),
+                       a.response.access_token().end(), '.'),
+            2);  // header.payload.signature
+  EXPECT_EQ(absl::FromUnixSeconds(a.response.expires_at().seconds()),
+            absl::FromUnixSeconds(
+                absl::ToUnixSeconds(harness_->clock().Now() + absl::Hours(1))));
+  // Same set in another order and with duplicates: same cache entry.
+  Answer b = Get("payments", "acme", {"admin", "read_all"});
+  ASSERT_TRUE(b.status.ok());
+  EXPECT_EQ(b.response.access_token(), a.response.access_token());
+  EXPECT_EQ(UpstreamRequestsFor("admin read_all"), 1);
+}
+
+TEST_F(BrokerIntegrationTest, DefaultScopesAreFetchedAtStartUp) {
+  StartBroker();
+  ASSERT_TRUE(harness_->treezor().WaitForRequests(1, kRpcTimeout));
+  Answer a = Get("payments", "acme");
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_THAT(a.response.scopes(), ElementsAre("read_write"));
+  EXPECT_EQ(UpstreamRequestsFor("read_write"), 1);
+}
+
+TEST_F(BrokerIntegrationTest, CallerWithoutCertificateIsRefusedAtHandshake) {
+  StartBroker();
+  Answer a = Get("none", "acme");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << a.status.error_message();
+}
+
+TEST_F(BrokerIntegrationTest, CertificateFromAnotherCaIsRefusedAtHandshake) {
+  StartBroker();
+  Answer a = Get("stranger", "acme");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << a.status.error_message();
+}
+
+TEST_F(BrokerIntegrationTest, OtherAndUnknownTenantsGiveTheSameDenial) {
+  StartBroker();
+  Answer other = Get("payments", "globex");
+  Answer unknown = Get("payments", "no-such-tenant");
+  EXPECT_EQ(other.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // Same text but for the tenant name the caller itself sent.
+  std::string other_msg = other.status.error_message();
+  std::string unknown_msg = unknown.status.error_message();
+  EXPECT_EQ(other_msg.replace(other_msg.find("globex"), 6, "X"),
+            unknown_msg.replace(unknown_msg.find("no-such-tenant"), 14, "X"));
+}
+
+TEST_F(BrokerIntegrationTest, UnlistedCallerGetsNothing) {
+  StartBroker();
+  EXPECT_EQ(Get("intruder", "acme").status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(BrokerIntegrationTest, DnsSanIdentityIsAuthorizedForItsTenantOnly) {
+  StartBroker();
+  Answer a = Get("cards", "globex", {"read_only"});
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(Get("cards", "globex", {"admin"}).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);  // not in allowedScopes
+  EXPECT_EQ(Get("cards", "acme").status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(BrokerIntegrationTest, MalformedRequestsNameTheField) {
+  StartBroker();
+  Answer empty = Get("payments", "");
+  EXPECT_EQ(empty.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(empty.status.error_message(), HasSubstr("tenant"));
+
+  v1::GetTokenRequest negative;
+  negative.set_tenant("acme");
+  negative.mutable_min_ttl()->set_seconds(-5);
+  Answer a = Get("payments", negative);
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(a.status.error_message(), HasSubstr("min_ttl"));
+
+  v1::GetTokenRequest bad_sha;
+  bad_sha.set_tenant("acme");
+  bad_sha.set_rejected_token_sha256("NOT-HEX");
+  Answer b = Get("payments", bad_sha);
+  EXPECT_EQ(b.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(b.status.error_message(), HasSubstr("rejected_token_sha256"));
+
+  Answer bad_scope = Get("payments", "acme", {"admin", "read all"});
+  EXPECT_EQ(bad_scope.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad_scope.status.error_message(), HasSubstr("scopes[1]"));
+}
+
+TEST_F(BrokerIntegrationTest, TwoHundredConcurrentColdCallersCauseOneUpstreamRequest) {
+  StartBroker();
+  WaitForWarmUp();
+  harness_->treezor().HoldRequests();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  constexpr int kCallers = 200;
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::GetTokenRequest request;
+    v1::GetTokenResponse response;
+    grpc::Status status;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  Mutex mu;
+  CondVar cv;
+  int done = 0;
+  for (int i = 0; i < kCallers; ++i) {
+    auto call = std::make_unique<Call>();
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           absl::ToChronoMilliseconds(kRpcTimeout));
+    call->request.set_tenant("acme");
+    call->request.add_scopes("read_all");
+    Call* c = call.get();
+    calls.push_back(std::move(call));
+    stub->async()->GetToken(&c->ctx, &c->request, &c->response,
+                            [&, c](grpc::Status s) {
+                              c->status = std::move(s);
+                              MutexLock lock(&mu);
+                              ++done;
+                              cv.SignalAll();
+                            });
+  }
+  ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kRpcTimeout));
+  harness_->treezor().ReleaseRequests();
+  {
+    MutexLock lock(&mu);
+    while (done < kCallers) cv.WaitFor(&mu, absl::Seconds(1));
+  }
+  EXPECT_EQ(UpstreamRequestsFor("read_all"), 1);
+  for (const auto& c : calls) {
+    ASSERT_TRUE(c->status.ok()) << c->status.error_message();
+    EXPECT_EQ(c->response.access_token(), calls[0]->response.access_token());
+  }
+  RememberToken(calls[0]->response.access_token());
+}
+
+TEST_F(BrokerIntegrationTest, ShortLivedTokenIsRenewedBeforeExpiryWithNoCaller) {
+  StartBroker({.token_lifetime = absl::Minutes(10)});
+  WaitForWarmUp();
+  const std::string first = harness_->treezor().last_access_token();
+  // Renewal at 75% of 10 min ± 5% (30 s): at the latest after 8 min.
+  harness_->clock().Advance(absl::Minutes(8));
+  ASSERT_TRUE(harness_->treezor().WaitForRequests(2, kRpcTimeout));
+  WaitForToken(harness_->treezor().last_access_token());
+  // The caller now gets the renewed token although nobody asked for it.
+  Answer a = Get("payments", "acme");
+  ASSERT_TRUE(a.status.ok());
+  EXPECT_NE(a.response.access_token(), first);
+  EXPECT_EQ(a.response.access_token(), harness_->treezor().last_access_token());
+  EXPECT_EQ(UpstreamRequestsFor("read_write"), 2);
+}
+
+TEST_F(BrokerIntegrationTest, WatchTokenSeesTheCurrentThenTheRenewedToken) {
+  StartBroker();
+  WaitForWarmUp();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  grpc::ClientContext ctx;
+  v1::WatchTokenRequest request;
+  request.set_tenant("acme");
+  auto reader = stub->WatchToken(&ctx, request);
+  v1::GetTokenResponse current, renewed;
+  ASSERT_TRUE(reader->Read(&current));
+  EXPECT_EQ(current.access_token(), harness_->treezor().last_access_token());
+  harness_->clock().Advance(absl::Minutes(49));
+  ASSERT_TRUE(reader->Read(&renewed));
+  EXPECT_NE(renewed.access_token(), current.access_token());
+  EXPECT_GT(renewed.expires_at().seconds(), current.expires_at().seconds());
+  RememberToken(current.access_token());
+  RememberToken(renewed.access_token());
+  ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(BrokerIntegrationTest, OutageServesCachedTokenThenUnavailableThenRecovers) {
+  StartBroker({.extra_config = R"("renewal": {"maxBackoff": "30s"},)"});
+  WaitForWarmUp();
+  const std::string first = harness_->treezor().last_access_token();
+  const absl::Time expiry = harness_->clock().Now() + absl::Hours(1);
+  harness_->treezor().SetPersistentFault(Fault::Status(503));
+  harness_->clock().Advance(absl::Minutes(49));  // renewal fails
+  ASSERT_TRUE(harness_->treezor().WaitForRequests(2, kRpcTimeout));
+  // Still served until 60 s before expiry.
+  harness_->clock().Set(expiry - absl::Seconds(61));
+  Answer cached = Get("payments", "acme");
+  ASSERT_TRUE(cached.status.ok()) << cached.status.error_message();
+  EXPECT_EQ(cached.response.access_token(), first);
+  harness_->clock().Set(expiry - absl::Seconds(59));
+  Answer down = Get("payments", "acme");
+  EXPECT_EQ(down.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(down.status.error_message(), HasSubstr("HTTP 503"));
+  // Treezor comes back; the broker's own retries find it.
+  harness_->treezor().SetPersistentFault(std::nullopt);
+  const int before = harness_->treezor().request_count();
+  harness_->clock().Advance(absl::Seconds(31));  // past the max backoff
+  ASSERT_TRUE(harness_->treezor().WaitForRequests(before + 1, kRpcTimeout));
+  WaitForToken(harness_->treezor().last_access_token());
+  Answer up = Get("payments", "acme");
+  ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+  EXPECT_NE(up.response.access_token(), first);
+}
+
+TEST_F(BrokerIntegrationTest, RejectedTokenIsReplacedOnceForManyReporters) {
+  StartBroker();
+  WaitForWarmUp();
+  const std::string dead = harness_->treezor().last_access_token();
+  v1::GetTokenRequest report;
+  report.set_tenant("acme");
+  report.set_rejected_token_sha256(TokenSha256Hex(dead));
+  std::vector<std::thread> threads;
+  std::vector<Answer> answers(20);
+  for (int i = 0; i < 20; ++i) {
+    threads.emplace_back([&, i] { answers[i] = Get("payments", report); });
+  }
+  for (auto& t : threads) t.join();
+  for (const Answer& a : answers) {
+    ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+    EXPECT_NE(a.response.access_token(), dead);
+    EXPECT_EQ(a.response.access_token(), answers[0].response.access_token());
+  }
+  EXPECT_EQ(UpstreamRequestsFor("read_write"), 2);
+}
+
+TEST_F(BrokerIntegrationTest, MinTtlBeyondATokensLifetimeIsOutOfRange) {
+  StartBroker();
+  WaitForWarmUp();
+  v1::GetTokenRequest request;
+  request.set_tenant("acme");
+  request.mutable_min_ttl()->set_seconds(2 * 3600);
+  EXPECT_EQ(Get("payments", request).status.error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+}
+
+TEST_F(BrokerIntegrationTest, RefusedCredentialsAreFailedPreconditionWithoutSecret) {
+  StartBroker();
+  harness_->treezor().SetClientSecret("rotated-by-treezor");
+  Answer a = Get("payments", "acme", {"keys"});
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(a.status.error_message(), HasSubstr("acme"));
+  EXPECT_THAT(a.status.error_message(), HasSubstr("invalid_client"));
+  EXPECT_THAT(a.status.error_message(), Not(HasSubstr(testing::kClientSecret)));
+  // Other tenants keep working.
+  EXPECT_TRUE(Get("cards", "globex").status.ok());
+}
+
+TEST_F(BrokerIntegrationTest, UpstreamFailuresOnAColdEntryAreUnavailableAndSayWhat) {
+  StartBroker({.extra_config = R"("renewal": {"initialBackoff": "0.001s", "maxBackoff": "0.001s"},)"});
+  WaitForWarmUp();
+  struct Case {
+    Fault fault;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {Fault::Status(502), "HTTP 502"},
+      {Fault::TooManyRequests(1), "HTTP 429"},
+      {Fault::Of(Fault::kGarbage), "unparsable"},
+      {Fault::Of(Fault::kDropConnection), "Treezor"},
+  };
+  int i = 0;
+  for (const Case& c : cases) {
+    harness_->treezor().PushFault(c.fault);
+    // A new scope set per case: a cold entry.
+    Answer a = Get("payments", "acme", {absl::StrCat("scope", i++)});
+    EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << c.expected << ": " << a.status.error_message();
+    EXPECT_THAT(a.status.error_message(), HasSubstr(c.expected));
+  }
+}
+
+TEST_F(BrokerIntegrationTest, HealthIsServedOnBothPortsAndDescribedByReflection) {
+  StartBroker();
+  for (auto channel : {harness_->Channel("payments"), harness_->HealthChannel()}) {
+    auto stub = grpc::health::v1::Health::NewStub(channel);
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(Context().get(), request, &response).ok());
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+    request.set_service("treezor.broker.v1.TokenService");
+    ASSERT_TRUE(stub->Check(Context().get(), request, &response).ok());
+    request.set_service("nope");
+    EXPECT_EQ(stub->Check(Context().get(), request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_F(BrokerIntegrationTest, ShutdownDrainsInFlightCallsAndEndsWatches) {
+  StartBroker();
+  WaitForWarmUp();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  // A watch stream, and a cold call parked at the double.
+  grpc::ClientContext watch_ctx;
+  v1::WatchTokenRequest watch_request;
+  watch_request.set_tenant("acme");
+  auto reader = stub->WatchToken(&watch_ctx, watch_request);
+  v1::GetTokenResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  harness_->treezor().HoldRequests();
+  Answer in_flight;
+  std::thread caller([&] { in_flight = Get("payments", "acme", {"legal"}); });
+  ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kRpcTimeout));
+  std::thread stopper([&] { harness_->StopBroker(); });
+  // The watch ends cleanly with UNAVAILABLE ("reconnect") ...
+  v1::GetTokenResponse ignored;
+  EXPECT_FALSE(reader->Read(&ignored));
+  grpc::Status watch_status = reader->Finish();
+  EXPECT_EQ(watch_status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(watch_status.error_message(), HasSubstr("shutting down"));
+  // ... and the in-flight call completes once Treezor answers.
+  harness_->treezor().ReleaseRequests();
+  caller.join();
+  stopper.join();
+  EXPECT_TRUE(in_flight.status.ok()) << in_flight.status.error_message();
+}
+
+TEST_F(BrokerIntegrationTest, EveryRpcWritesAnAuditLine) {
+  StartBroker();
+  WaitForWarmUp();
+  Get("intruder", "acme");
+  auto has_line = [](std::vector<std::string> needles) {
+    for (const std::string& line : NoSecretsInLogs::log().lines()) {
+      bool all = true;
+      for (const auto& n : needles) all = all && absl::StrContains(line, n);
+      if (all) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has_line({R"("msg":"audit")", R"("rpc":"GetToken")",
+                        "spiffe://corp/payments", R"("tenant":"acme")",
+                        R"("outcome":"OK")", R"("token_fp":")"}));
+  EXPECT_TRUE(has_line({R"("msg":"audit")", R"("caller":"intruder")",
+                        R"("outcome":"PERMISSION_DENIED")"}));
+}
+
+TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
+  StartBroker();
+  auto config = LoadConfigFile(harness_->config_path());
+  ASSERT_OK(config);
+  config->set_listen_address(harness_->target());
+  config->clear_health_listen_address();
+  auto second = BrokerServer::Start(*config);
+  EXPECT_THAT(second, testing::StatusIs(absl::StatusCode::kUnavailable,
+                                        HasSubstr("listenAddress")));
+}
+
+}  // namespace
+}  // namespace treezor::broker

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite through CTest, installing the Debian
+# packages it needs first (idempotent):
+#   1. regular build (build/):                every test
+#   2. AddressSanitizer + UBSan (build-asan/): every test
+#   3. ThreadSanitizer, clang (build-tsan/):   the concurrency tests
+#      (ctest -L concurrency), also compiled with -Werror=thread-safety
+# Usage: scripts/test.sh [--quick]     --quick runs step 1 only.
+# Exits non-zero if anything fails to build or any test fails.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+quick=0
+[[ ${1:-} == --quick ]] && quick=1
+
+"$root/scripts/install-deps.sh" --test
+
+jobs=$(nproc)
+ctest_args=(--output-on-failure --timeout 600 -j "$jobs")
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+section "regular build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build
+ctest --test-dir build "${ctest_args[@]}"
+
+if ((quick)); then exit 0; fi
+
+section "AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+cmake --build build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+LSAN_OPTIONS=suppressions=$root/tests/sanitizers/lsan.supp \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan "${ctest_args[@]}"
+
+section "ThreadSanitizer (concurrency tests)"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_COMPILER=clang++ -DTZB_CORE_TESTS_ONLY=ON \
+  -DCMAKE_CXX_FLAGS="-O1 -g -fsanitize=thread -Werror=thread-safety-analysis" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
+cmake --build build-tsan --target token_cache_test logging_test
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/sanitizers/tsan.supp" \
+  ctest --test-dir build-tsan -L concurrency "${ctest_args[@]}"

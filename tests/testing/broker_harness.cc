@@ -1,0 +1,211 @@
+#include "tests/testing/broker_harness.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "server/config.h"
+#include "server/logging.h"
+
+namespace treezor::broker::testing {
+
+std::string ReadFileOrDie(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ADD_FAILURE() << "cannot read " << path;
+    return "";
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFileOrDie(const std::string& path, absl::string_view content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    if (!out) ADD_FAILURE() << "cannot write " << tmp;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ADD_FAILURE() << "cannot rename " << tmp << " to " << path;
+  }
+}
+
+LogCapture::LogCapture() {
+  SetLogSink([this](absl::string_view line) {
+    MutexLock lock(&mu_);
+    lines_.emplace_back(line);
+  });
+}
+
+LogCapture::~LogCapture() { SetLogSink(nullptr); }
+
+std::vector<std::string> LogCapture::lines() const {
+  MutexLock lock(&mu_);
+  return lines_;
+}
+
+bool LogCapture::Contains(absl::string_view needle) const {
+  MutexLock lock(&mu_);
+  for (const auto& l : lines_) {
+    if (absl::StrContains(l, needle)) return true;
+  }
+  return false;
+}
+
+BrokerHarness::BrokerHarness() : BrokerHarness(Options()) {}
+BrokerHarness::BrokerHarness(Options options) : options_(std::move(options)) {}
+
+BrokerHarness::~BrokerHarness() {
+  StopBroker();
+  if (treezor_ != nullptr) treezor_->Stop();
+}
+
+void BrokerHarness::StopBroker() {
+  if (broker_ != nullptr) {
+    broker_->Shutdown();
+    broker_.reset();
+  }
+}
+
+absl::Status BrokerHarness::Start() {
+  auto internal = CertFactory::Create(dir_.path(), "Internal CA");
+  if (!internal.ok()) return internal.status();
+  internal_ca_.emplace(*std::move(internal));
+  auto stranger = CertFactory::Create(dir_.path(), "Stranger CA");
+  if (!stranger.ok()) return stranger.status();
+  stranger_ca_.emplace(*std::move(stranger));
+  auto treezor_ca = CertFactory::Create(dir_.path(), "Treezor CA");
+  if (!treezor_ca.ok()) return treezor_ca.status();
+  treezor_ca_.emplace(*std::move(treezor_ca));
+
+  struct Leaf {
+    std::string name;
+    const CertFactory* ca;
+    CertFactory::LeafOptions options;
+  };
+  CertFactory::LeafOptions payments;
+  payments.common_name = "payments";
+  payments.uri_sans = {"spiffe://corp/payments"};
+  CertFactory::LeafOptions cards;
+  cards.common_name = "cards-service";
+  cards.dns_sans = {"cards.internal"};
+  CertFactory::LeafOptions intruder;
+  intruder.common_name = "intruder";
+  CertFactory::LeafOptions stranger_leaf;
+  stranger_leaf.common_name = "payments";  // right name, wrong CA
+  stranger_leaf.uri_sans = {"spiffe://corp/payments"};
+  const std::vector<Leaf> leaves = {
+      {"broker", &*internal_ca_, CertFactory::ServerLeaf("broker")},
+      {"payments", &*internal_ca_, payments},
+      {"cards", &*internal_ca_, cards},
+      {"intruder", &*internal_ca_, intruder},
+      {"stranger", &*stranger_ca_, stranger_leaf},
+      {"treezor-server", &*treezor_ca_, CertFactory::ServerLeaf("treezor")},
+      {"treezor-client", &*treezor_ca_, CertFactory::LeafOptions{.common_name = "broker"}},
+  };
+  for (const Leaf& leaf : leaves) {
+    auto paths = leaf.ca->Issue(leaf.name, leaf.options);
+    if (!paths.ok()) return paths.status();
+    callers_[leaf.name] = *paths;
+  }
+
+  FakeTreezor::Options t;
+  t.cert_file = callers_["treezor-server"].cert_file;
+  t.key_file = callers_["treezor-server"].key_file;
+  t.client_ca_file = treezor_ca_->ca_cert_file();
+  t.client_secret = kClientSecret;
+  t.token_lifetime = options_.token_lifetime;
+  if (options_.fake_clock) t.clock = &clock_;
+  auto treezor = FakeTreezor::Start(t);
+  if (!treezor.ok()) return treezor.status();
+  treezor_ = *std::move(treezor);
+
+  if (absl::Status s = WriteConfig(); !s.ok()) return s;
+  absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(config_path_);
+  if (!config.ok()) return config.status();
+  BrokerServer::Options broker_options;
+  if (options_.fake_clock) broker_options.clock = &clock_;
+  auto broker = BrokerServer::Start(*config, broker_options);
+  if (!broker.ok()) return broker.status();
+  broker_ = *std::move(broker);
+  if (options_.fake_clock) {
+    BrokerServer* b = broker_.get();
+    clock_.AddListener([b] { b->cache().Wake(); });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BrokerHarness::WriteConfig() {
+  WriteFileOrDie(dir_.File("acme.secret"), absl::StrCat(kClientSecret, "\n"));
+  WriteFileOrDie(dir_.File("globex.secret"), kGlobexSecret);
+  const CertPaths& broker = callers_["broker"];
+  const CertPaths& upstream = callers_["treezor-client"];
+  config_json_ = absl::StrFormat(
+      R"json({
+  "listenAddress": "127.0.0.1:0",
+  %s
+  "serverTls": {"certFile": "%s", "keyFile": "%s", "clientCaFile": "%s",
+                "refreshInterval": "1s"},
+  "shutdownGracePeriod": "5s",
+  %s
+  "tenants": [
+    {"name": "acme", "baseUrl": "%s", "clientId": "1234",
+     "clientSecretFile": "%s", "defaultScopes": ["read_write"],
+     %s
+     "upstreamTls": {"caFile": "%s", "certFile": "%s", "keyFile": "%s"}},
+    {"name": "globex", "baseUrl": "%s", "clientId": "1234",
+     "clientSecretFile": "%s", "allowedScopes": ["read_only"],
+     "upstreamTls": {"caFile": "%s", "certFile": "%s", "keyFile": "%s"}}
+  ],
+  "callers": [
+    {"identity": "spiffe://corp/payments", "tenants": ["acme"]},
+    {"identity": "cards.internal", "tenants": ["globex"]}
+  ]
+})json",
+      options_.health_port ? R"("healthListenAddress": "127.0.0.1:0",)" : "",
+      broker.cert_file, broker.key_file, internal_ca_->ca_cert_file(),
+      options_.extra_config, treezor_->base_url(), dir_.File("acme.secret"),
+      options_.acme_extra, treezor_ca_->ca_cert_file(), upstream.cert_file,
+      upstream.key_file, treezor_->base_url(), dir_.File("globex.secret"),
+      treezor_ca_->ca_cert_file(), upstream.cert_file, upstream.key_file);
+  config_path_ = dir_.File("broker.json");
+  WriteFileOrDie(config_path_, config_json_);
+  return absl::OkStatus();
+}
+
+std::string BrokerHarness::target() const {
+  return absl::StrCat("127.0.0.1:", broker_->port());
+}
+
+CertPaths BrokerHarness::CallerFiles(const std::string& caller) const {
+  return callers_.at(caller);
+}
+
+std::shared_ptr<grpc::Channel> BrokerHarness::Channel(
+    const std::string& caller) const {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadFileOrDie(internal_ca_->ca_cert_file());
+  if (caller != "none") {
+    const CertPaths& files = callers_.at(caller);
+    ssl.pem_cert_chain = ReadFileOrDie(files.cert_file);
+    ssl.pem_private_key = ReadFileOrDie(files.key_file);
+  }
+  grpc::ChannelArguments args;
+  // A fresh connection per channel, so each test's handshake is its own.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(target(), grpc::SslCredentials(ssl), args);
+}
+
+std::shared_ptr<grpc::Channel> BrokerHarness::HealthChannel() const {
+  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", broker_->health_port()),
+                             grpc::InsecureChannelCredentials());
+}
+
+}  // namespace treezor::broker::testing
