@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -11,8 +13,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <sys/stat.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
@@ -91,25 +91,34 @@ std::string Quote(absl::string_view s) {
 
 const char* JsonKind(const Value& v) {
   switch (v.kind_case()) {
-    case Value::kNullValue: return "null";
-    case Value::kNumberValue: return "a number";
-    case Value::kStringValue: return "a string";
-    case Value::kBoolValue: return "a boolean";
-    case Value::kStructValue: return "an object";
-    case Value::kListValue: return "an array";
-    case Value::KIND_NOT_SET: break;
+    case Value::kNullValue:
+      return "null";
+    case Value::kNumberValue:
+      return "a number";
+    case Value::kStringValue:
+      return "a string";
+    case Value::kBoolValue:
+      return "a boolean";
+    case Value::kStructValue:
+      return "an object";
+    case Value::kListValue:
+      return "an array";
+    case Value::KIND_NOT_SET:
+      break;
   }
   return "nothing";
 }
 
 void Expected(absl::string_view path, absl::string_view expected,
               const Value& v, Problems& problems) {
-  problems.Add(path, absl::StrCat("expected ", expected, ", got ",
-                                  JsonKind(v)));
+  problems.Add(path,
+               absl::StrCat("expected ", expected, ", got ", JsonKind(v)));
 }
 
-// protobuf's JSON form of google.protobuf.Duration: "-1.5s", "60s".
+// protobuf's JSON form of google.protobuf.Duration ("-1.5s", "60s"), within
+// its range (about ±10000 years).
 bool IsDurationString(absl::string_view s) {
+  constexpr int64_t kMaxSeconds = 315'576'000'000;
   if (!absl::ConsumeSuffix(&s, "s")) return false;
   absl::ConsumePrefix(&s, "-");
   absl::string_view whole = s, fraction;
@@ -118,28 +127,31 @@ bool IsDurationString(absl::string_view s) {
     fraction = s.substr(dot + 1);
     if (fraction.empty() || fraction.size() > 9) return false;
   }
-  auto all_digits = [](absl::string_view d) {
-    return std::all_of(d.begin(), d.end(), [](char c) {
-      return absl::ascii_isdigit(static_cast<unsigned char>(c));
-    });
-  };
-  return !whole.empty() && whole.size() <= 12 && all_digits(whole) &&
-         all_digits(fraction);
+  int64_t seconds = 0;
+  return !whole.empty() && whole.size() <= 12 &&
+         whole.find_first_not_of("0123456789") == absl::string_view::npos &&
+         fraction.find_first_not_of("0123456789") == absl::string_view::npos &&
+         absl::SimpleAtoi(whole, &seconds) && seconds <= kMaxSeconds;
 }
 
 void CheckMessage(const Value& v, const Descriptor& descriptor,
                   const std::string& path, Problems& problems);
 
-void CheckIntegral(const Value& v, double min, double max,
+void CheckIntegral(const Value& v, int64_t min, int64_t max,
                    const std::string& path, Problems& problems) {
   if (v.kind_case() != Value::kNumberValue) {
     Expected(path, "an integer", v, problems);
     return;
   }
   const double d = v.number_value();
-  if (d != std::trunc(d) || d < min || d > max) {
+  if (d != std::trunc(d) || d < static_cast<double>(min) ||
+      d > static_cast<double>(max)) {
+    // Whole numbers in full (3000000000, not 3e+09).
+    const std::string shown = d == std::trunc(d) && std::abs(d) < 1e18
+                                  ? absl::StrCat(static_cast<int64_t>(d))
+                                  : absl::StrCat(d);
     problems.Add(path, absl::StrCat("expected an integer in [", min, ", ", max,
-                                    "], got ", d));
+                                    "], got ", shown));
   }
 }
 
@@ -168,8 +180,7 @@ void CheckSingular(const Value& v, const FieldDescriptor& field,
                     std::numeric_limits<int32_t>::max(), path, problems);
       return;
     case FieldDescriptor::CPPTYPE_UINT32:
-      CheckIntegral(v, 0, std::numeric_limits<uint32_t>::max(), path,
-                    problems);
+      CheckIntegral(v, 0, std::numeric_limits<uint32_t>::max(), path, problems);
       return;
     case FieldDescriptor::CPPTYPE_INT64:
     case FieldDescriptor::CPPTYPE_UINT64:
@@ -192,7 +203,8 @@ void CheckSingular(const Value& v, const FieldDescriptor& field,
           Expected(path, "a duration string such as \"1.5s\"", v, problems);
         } else if (!IsDurationString(v.string_value())) {
           problems.Add(path, absl::StrCat("expected a duration such as "
-                                          "\"30s\" or \"0.5s\", got ",
+                                          "\"30s\" or \"0.5s\" (at most "
+                                          "315576000000s), got ",
                                           Quote(v.string_value())));
         }
       } else if (!absl::StartsWith(type.full_name(), "google.protobuf.")) {
@@ -214,8 +226,8 @@ void CheckField(const Value& v, const FieldDescriptor& field,
     }
     const FieldDescriptor& value_field = *field.message_type()->map_value();
     for (const auto& [key, element] : v.struct_value().fields()) {
-      CheckSingular(element, value_field, absl::StrCat(path, "[", Quote(key), "]"),
-                    problems);
+      CheckSingular(element, value_field,
+                    absl::StrCat(path, "[", Quote(key), "]"), problems);
     }
     return;
   }
@@ -264,10 +276,9 @@ void CheckMessage(const Value& v, const Descriptor& descriptor,
       // protobuf would accept the proto name too; the contract is one name.
       const FieldDescriptor* by_proto_name = descriptor.FindFieldByName(key);
       if (by_proto_name != nullptr) {
-        problems.Add(path, absl::StrCat("unknown field ", Quote(key),
-                                        " (did you mean ",
-                                        Quote(by_proto_name->json_name()),
-                                        "?)"));
+        problems.Add(
+            path, absl::StrCat("unknown field ", Quote(key), " (did you mean ",
+                               Quote(by_proto_name->json_name()), "?)"));
       } else {
         problems.Add(path, absl::StrCat("unknown field ", Quote(key)));
       }
@@ -286,8 +297,9 @@ std::string DescribeSyntaxError(absl::string_view message) {
   const size_t caret = lines[2].find('^');
   absl::string_view rest =
       caret < lines[1].size() ? lines[1].substr(caret) : absl::string_view();
-  return absl::StrCat(lines[0], rest.empty() ? " (at the end of the input)"
-                                             : absl::StrCat(" (at ", Quote(rest), ")"));
+  return absl::StrCat(lines[0], rest.empty()
+                                    ? " (at the end of the input)"
+                                    : absl::StrCat(" (at ", Quote(rest), ")"));
 }
 
 // ---------------------------------------------------------------------------
@@ -428,14 +440,15 @@ std::optional<std::string> BaseUrlProblem(absl::string_view url) {
   const size_t close = absl::StartsWith(authority, "[")
                            ? authority.find(']')
                            : absl::string_view::npos;
-  const size_t colon = authority.find(
-      ':', close == absl::string_view::npos ? 0 : close);
+  const size_t colon =
+      authority.find(':', close == absl::string_view::npos ? 0 : close);
   if (colon != absl::string_view::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
   }
-  const char* host_chars = "abcdefghijklmnopqrstuvwxyz"
-                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
+  const char* host_chars =
+      "abcdefghijklmnopqrstuvwxyz"
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
   if (close != absl::string_view::npos) {
     if (close + 1 != host.size()) {
       return absl::StrCat(Quote(url), " has a malformed host");
@@ -466,7 +479,8 @@ bool IsTenantName(absl::string_view name) {
 }
 
 bool IsEnvVarName(absl::string_view name) {
-  if (name.empty() || absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) {
+  if (name.empty() ||
+      absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) {
     return false;
   }
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -545,9 +559,9 @@ class Validator {
     }
   }
 
-  void ValidateScopes(const std::string& path,
-                      const google::protobuf::RepeatedPtrField<std::string>&
-                          scopes) {
+  void ValidateScopes(
+      const std::string& path,
+      const google::protobuf::RepeatedPtrField<std::string>& scopes) {
     for (int i = 0; i < scopes.size(); ++i) {
       problems_.Add(ValidateScope(scopes[i], Index(path, i)));
     }
@@ -560,11 +574,11 @@ class Validator {
       HostPort parsed;
     };
     std::vector<Address> valid;
-    for (Address a : {Address{"listenAddress", config.listen_address(), {}},
-                      Address{"healthListenAddress",
-                              config.health_listen_address(), {}},
-                      Address{"metricsListenAddress",
-                              config.metrics_listen_address(), {}}}) {
+    for (Address a :
+         {Address{"listenAddress", config.listen_address(), {}},
+          Address{"healthListenAddress", config.health_listen_address(), {}},
+          Address{
+              "metricsListenAddress", config.metrics_listen_address(), {}}}) {
       if (a.value.empty()) {
         if (a.path == absl::string_view("listenAddress")) {
           problems_.Add(a.path, "required");
@@ -578,10 +592,10 @@ class Validator {
       }
       for (const Address& earlier : valid) {
         if (SameBinding(earlier.parsed, *parsed)) {
-          problems_.Add(a.path, absl::StrCat(Quote(a.value),
-                                             " overlaps ", earlier.path, " ",
-                                             Quote(earlier.value),
-                                             ": use another port"));
+          problems_.Add(
+              a.path,
+              absl::StrCat(Quote(a.value), " overlaps ", earlier.path, " ",
+                           Quote(earlier.value), ": use another port"));
         }
       }
       a.parsed = *std::move(parsed);
@@ -609,11 +623,10 @@ class Validator {
       const std::string path = Index("tenants", i);
       if (!IsTenantName(t.name())) {
         problems_.Add(Field(path, "name"),
-                      t.name().empty()
-                          ? "required"
-                          : absl::StrCat(Quote(t.name()),
-                                         " must be 1 to 64 of "
-                                         "[A-Za-z0-9._-]"));
+                      t.name().empty() ? "required"
+                                       : absl::StrCat(Quote(t.name()),
+                                                      " must be 1 to 64 of "
+                                                      "[A-Za-z0-9._-]"));
       } else if (auto [it, inserted] = first_index.try_emplace(t.name(), i);
                  !inserted) {
         problems_.Add(Field(path, "name"),
@@ -627,7 +640,8 @@ class Validator {
   void ValidateTenant(const v1::Tenant& t, const std::string& path) {
     if (t.base_url().empty()) {
       problems_.Add(Field(path, "baseUrl"), "required");
-    } else if (std::optional<std::string> problem = BaseUrlProblem(t.base_url())) {
+    } else if (std::optional<std::string> problem =
+                   BaseUrlProblem(t.base_url())) {
       problems_.Add(Field(path, "baseUrl"), *problem);
     }
 
@@ -640,7 +654,8 @@ class Validator {
                                  " must be \"client_credentials\" (the "
                                  "default) or \"password\""));
     }
-    if (t.client_id().empty()) problems_.Add(Field(path, "clientId"), "required");
+    if (t.client_id().empty())
+      problems_.Add(Field(path, "clientId"), "required");
 
     if (t.client_secret_file().empty() && t.client_secret_env().empty()) {
       problems_.Add(Field(path, "clientSecretFile"),
@@ -650,7 +665,8 @@ class Validator {
       problems_.Add(Field(path, "clientSecretEnv"),
                     "set only one of clientSecretFile and clientSecretEnv");
     } else if (!t.client_secret_file().empty()) {
-      RequireSecretFile(Field(path, "clientSecretFile"), t.client_secret_file());
+      RequireSecretFile(Field(path, "clientSecretFile"),
+                        t.client_secret_file());
     } else if (!IsEnvVarName(t.client_secret_env())) {
       problems_.Add(Field(path, "clientSecretEnv"),
                     absl::StrCat(Quote(t.client_secret_env()),
@@ -658,11 +674,10 @@ class Validator {
     } else {
       const char* value = std::getenv(t.client_secret_env().c_str());
       if (value == nullptr || *value == '\0') {
-        problems_.Add(Field(path, "clientSecretEnv"),
-                      absl::StrCat("environment variable ",
-                                   t.client_secret_env(),
-                                   value == nullptr ? " is not set"
-                                                    : " is empty"));
+        problems_.Add(
+            Field(path, "clientSecretEnv"),
+            absl::StrCat("environment variable ", t.client_secret_env(),
+                         value == nullptr ? " is not set" : " is empty"));
       }
     }
 
@@ -676,8 +691,7 @@ class Validator {
             std::pair<const char*, const std::string&>{"passwordFile",
                                                        t.password_file()}}) {
         if (!value.empty()) {
-          problems_.Add(Field(path, name),
-                        "only for grantType \"password\"");
+          problems_.Add(Field(path, name), "only for grantType \"password\"");
         }
       }
     }
@@ -733,10 +747,11 @@ class Validator {
         problems_.Add(Field(path, "identity"), "required");
       } else if (auto [it, inserted] = first_index.try_emplace(c.identity(), i);
                  !inserted) {
-        problems_.Add(Field(path, "identity"),
-                      absl::StrCat(Quote(c.identity()), " is already listed in ",
-                                   Index("callers", it->second),
-                                   ": merge the two entries"));
+        problems_.Add(
+            Field(path, "identity"),
+            absl::StrCat(Quote(c.identity()), " is already listed in ",
+                         Index("callers", it->second),
+                         ": merge the two entries"));
       }
       if (c.tenants().empty()) {
         problems_.Add(Field(path, "tenants"),
@@ -744,9 +759,9 @@ class Validator {
       }
       for (int j = 0; j < c.tenants_size(); ++j) {
         if (!tenants.contains(c.tenants(j))) {
-          problems_.Add(Index(Field(path, "tenants"), j),
-                        absl::StrCat("no tenant is named ",
-                                     Quote(c.tenants(j))));
+          problems_.Add(
+              Index(Field(path, "tenants"), j),
+              absl::StrCat("no tenant is named ", Quote(c.tenants(j))));
         }
       }
       ValidateScopes(Field(path, "scopes"), c.scopes());
@@ -766,9 +781,9 @@ class Validator {
 
     if (r.has_renew_remaining_fraction() &&
         !(s.renew_remaining_fraction > 0 && s.renew_remaining_fraction < 1)) {
-      problems_.Add("renewal.renewRemainingFraction",
-                    absl::StrCat("must be in (0, 1), got ",
-                                 s.renew_remaining_fraction));
+      problems_.Add(
+          "renewal.renewRemainingFraction",
+          absl::StrCat("must be in (0, 1), got ", s.renew_remaining_fraction));
     } else if (!(s.jitter_fraction >= 0 &&
                  s.jitter_fraction < s.renew_remaining_fraction)) {
       problems_.Add(
@@ -783,9 +798,9 @@ class Validator {
     }
     if (r.has_min_remaining_fraction() &&
         !(s.min_remaining_fraction >= 0 && s.min_remaining_fraction < 1)) {
-      problems_.Add("renewal.minRemainingFraction",
-                    absl::StrCat("must be in [0, 1), got ",
-                                 s.min_remaining_fraction));
+      problems_.Add(
+          "renewal.minRemainingFraction",
+          absl::StrCat("must be in [0, 1), got ", s.min_remaining_fraction));
     }
     if (r.has_min_remaining() && s.min_remaining < absl::ZeroDuration()) {
       problems_.Add("renewal.minRemaining",
@@ -809,15 +824,14 @@ class Validator {
     }
     if (s.initial_backoff > absl::ZeroDuration() &&
         s.max_backoff < s.initial_backoff) {
-      problems_.Add(
-          either(r.has_max_backoff(), "maxBackoff", "initialBackoff"),
-          absl::StrCat("maxBackoff (",
-                       shown(r.has_max_backoff(),
-                             absl::FormatDuration(s.max_backoff)),
-                       ") must not be less than initialBackoff (",
-                       shown(r.has_initial_backoff(),
-                             absl::FormatDuration(s.initial_backoff)),
-                       ")"));
+      problems_.Add(either(r.has_max_backoff(), "maxBackoff", "initialBackoff"),
+                    absl::StrCat("maxBackoff (",
+                                 shown(r.has_max_backoff(),
+                                       absl::FormatDuration(s.max_backoff)),
+                                 ") must not be less than initialBackoff (",
+                                 shown(r.has_initial_backoff(),
+                                       absl::FormatDuration(s.initial_backoff)),
+                                 ")"));
     }
   }
 
@@ -858,8 +872,8 @@ absl::StatusOr<v1::BrokerConfig> Parse(absl::string_view json,
       key = key.substr(0, key.find('\''));
       problems.Add("", absl::StrCat("duplicate key ", Quote(key)));
     } else {
-      problems.Add("", absl::StrCat("invalid JSON: ",
-                                    DescribeSyntaxError(message)));
+      problems.Add(
+          "", absl::StrCat("invalid JSON: ", DescribeSyntaxError(message)));
     }
     return problems.ToStatus(source);
   }
@@ -874,7 +888,8 @@ absl::StatusOr<v1::BrokerConfig> Parse(absl::string_view json,
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   if (auto parsed = google::protobuf::util::JsonStringToMessage(
-          google::protobuf::StringPiece(json.data(), json.size()), &config, options);
+          google::protobuf::StringPiece(json.data(), json.size()), &config,
+          options);
       !parsed.ok()) {
     // Only what the structural check does not look at (e.g. an out-of-range
     // duration); protobuf's message uses proto field names.
@@ -960,19 +975,6 @@ absl::Duration ServerTlsRefreshInterval(const v1::BrokerConfig& config) {
   return config.server_tls().has_refresh_interval()
              ? ToDuration(config.server_tls().refresh_interval())
              : kDefaultServerTlsRefreshInterval;
-}
-
-GrantType TenantGrantType(const v1::Tenant& tenant) {
-  return tenant.grant_type() == "password" ? GrantType::kPassword
-                                           : GrantType::kClientCredentials;
-}
-
-RequestEncoding TenantRequestEncoding(const v1::Tenant& tenant) {
-  if (tenant.request_encoding() == "multipart") {
-    return RequestEncoding::kMultipart;
-  }
-  if (tenant.request_encoding() == "json") return RequestEncoding::kJson;
-  return RequestEncoding::kForm;
 }
 
 }  // namespace treezor::broker

@@ -45,10 +45,6 @@ inline constexpr absl::Duration kDefaultShutdownGracePeriod = absl::Seconds(10);
 inline constexpr absl::Duration kDefaultServerTlsRefreshInterval =
     absl::Seconds(60);
 
-// Tenant.grant_type and Tenant.request_encoding as enums ("" is the default).
-enum class GrantType { kClientCredentials, kPassword };
-enum class RequestEncoding { kForm, kMultipart, kJson };
-
 // Parses the JSON text of a config file. Unknown fields, values of the wrong
 // JSON type, and duplicate keys are errors (INVALID_ARGUMENT). Does not
 // validate values: see ValidateConfig.
@@ -70,8 +66,6 @@ RenewalSettings RenewalSettingsFromConfig(const v1::BrokerConfig& config);
 UpstreamSettings UpstreamSettingsFromConfig(const v1::BrokerConfig& config);
 absl::Duration ShutdownGracePeriod(const v1::BrokerConfig& config);
 absl::Duration ServerTlsRefreshInterval(const v1::BrokerConfig& config);
-GrantType TenantGrantType(const v1::Tenant& tenant);
-RequestEncoding TenantRequestEncoding(const v1::Tenant& tenant);
 
 }  // namespace treezor::broker
 

@@ -14,9 +14,8 @@ std::vector<std::string> PeerIdentities(const grpc::AuthContext& context) {
         GRPC_X509_CN_PROPERTY_NAME}) {
     for (const grpc::string_ref& value : context.FindPropertyValues(property)) {
       std::string identity(value.data(), value.size());
-      if (identity.empty() ||
-          std::find(identities.begin(), identities.end(), identity) !=
-              identities.end()) {
+      if (identity.empty() || std::find(identities.begin(), identities.end(),
+                                        identity) != identities.end()) {
         continue;
       }
       identities.push_back(std::move(identity));

@@ -43,9 +43,8 @@ absl::StatusOr<Policy> Policy::Create(const v1::BrokerConfig& config) {
     const ScopeSet scopes = ScopeSet::FromList(c.scopes());
     for (const std::string& tenant : c.tenants()) {
       if (!policy.tenants_.contains(tenant)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("callers[", i, "].tenants: no tenant is named ",
-                         Echo(tenant)));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "callers[", i, "].tenants: no tenant is named ", Echo(tenant)));
       }
       Grant& grant = grants[tenant];
       if (scopes.empty()) {
@@ -58,7 +57,8 @@ absl::StatusOr<Policy> Policy::Create(const v1::BrokerConfig& config) {
       }
     }
   }
-  for (const v1::Admin& a : config.admins()) policy.admins_.insert(a.identity());
+  for (const v1::Admin& a : config.admins())
+    policy.admins_.insert(a.identity());
   return policy;
 }
 
@@ -95,8 +95,8 @@ absl::StatusOr<ScopeSet> Policy::Authorize(
   auto rules = tenants_.find(tenant);
   if (!tenant_granted || rules == tenants_.end()) {
     // Identical bytes whether the tenant exists or not.
-    return absl::PermissionDeniedError(absl::StrCat(
-        "caller may not get tokens for tenant ", Echo(tenant)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("caller may not get tokens for tenant ", Echo(tenant)));
   }
   const ScopeSet caller_allowed = ScopeSet::FromList(caller_scopes);
 
@@ -113,9 +113,8 @@ absl::StatusOr<ScopeSet> Policy::Authorize(
   for (const std::string& scope : scopes.scopes()) {
     if (!rules->second.allowed_scopes.empty() &&
         !rules->second.allowed_scopes.Contains(scope)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("scope ", Echo(scope), " is not allowed on tenant ",
-                       Echo(tenant)));
+      return absl::PermissionDeniedError(absl::StrCat(
+          "scope ", Echo(scope), " is not allowed on tenant ", Echo(tenant)));
     }
     if (!any_scope && !caller_allowed.Contains(scope)) {
       return absl::PermissionDeniedError(

@@ -1,9 +1,10 @@
 // Who may get which tokens: the `callers`, `admins` and per-tenant scope
 // rules of the config, compiled into lookups.
 //
-//   ASSIGN_OR_RETURN(Policy policy, Policy::Create(config));
+//   absl::StatusOr<Policy> policy = Policy::Create(config);
+//   ...
 //   absl::StatusOr<ScopeSet> scopes =
-//       policy.Authorize(PeerIdentities(*ctx->auth_context()), "acme", {});
+//       policy->Authorize(PeerIdentities(*ctx->auth_context()), "acme", {});
 //
 // A caller is named by the identities of its verified certificate (URI SANs,
 // DNS SANs, subject CN: see peer_identity.h); every `callers[]` entry whose
