@@ -1,6 +1,5 @@
 #include "tests/testing/cert_factory.h"
 
-#include <fcntl.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -12,8 +11,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <initializer_list>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -28,8 +29,8 @@
 namespace treezor::broker::testing {
 namespace {
 
-using internal::PkeyPtr;
-using internal::X509Ptr;
+using cert_factory_internal::PkeyPtr;
+using cert_factory_internal::X509Ptr;
 
 struct BioDeleter {
   void operator()(BIO* p) const { BIO_free(p); }
@@ -106,11 +107,9 @@ absl::Status WriteFileAtomically(const std::string& path,
   return absl::OkStatus();
 }
 
-absl::StatusOr<PkeyPtr> GenerateKey(
-    CertFactory::KeyType type) {
-  EVP_PKEY* key = type == CertFactory::KeyType::kRsa2048
-                      ? EVP_RSA_gen(2048)
-                      : EVP_EC_gen("P-256");
+absl::StatusOr<PkeyPtr> GenerateKey(CertFactory::KeyType type) {
+  EVP_PKEY* key = type == CertFactory::KeyType::kRsa2048 ? EVP_RSA_gen(2048)
+                                                         : EVP_EC_gen("P-256");
   if (key == nullptr) return OpenSslError("generating a key");
   return PkeyPtr(key);
 }
@@ -127,9 +126,9 @@ absl::StatusOr<std::string> ToPem(X509* cert) {
 
 absl::StatusOr<std::string> ToPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (bio == nullptr || PEM_write_bio_PrivateKey(bio.get(), key, nullptr,
-                                                 nullptr, 0, nullptr,
-                                                 nullptr) != 1) {
+  if (bio == nullptr ||
+      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr,
+                               nullptr) != 1) {
     return OpenSslError("writing a private key as PEM");
   }
   char* data = nullptr;
@@ -167,8 +166,7 @@ absl::Status SetSubjectCommonName(X509* cert, const std::string& cn) {
   X509_NAME* name = X509_get_subject_name(cert);
   if (X509_NAME_add_entry_by_NID(
           name, NID_commonName, MBSTRING_UTF8,
-          reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-          0) != 1) {
+          reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0) != 1) {
     return OpenSslError(absl::StrCat("setting subject CN \"", cn, "\""));
   }
   return absl::OkStatus();
@@ -203,9 +201,9 @@ absl::Status AddExtensions(
 absl::StatusOr<std::string> SubjectAltNames(
     const CertFactory::LeafOptions& options) {
   std::vector<std::string> entries;
-  const auto add = [&entries](absl::string_view type,
-                              const std::vector<std::string>& values)
-      -> absl::Status {
+  const auto add = [&entries](
+                       absl::string_view type,
+                       const std::vector<std::string>& values) -> absl::Status {
     for (const std::string& v : values) {
       if (v.empty() || absl::StrContains(v, ',')) {
         return absl::InvalidArgumentError(
@@ -222,9 +220,9 @@ absl::StatusOr<std::string> SubjectAltNames(
 }
 
 // A certificate with everything but extensions and signature.
-absl::StatusOr<X509Ptr> NewCertificate(
-    const std::string& common_name, EVP_PKEY* key, absl::Time not_before,
-    absl::Time not_after) {
+absl::StatusOr<X509Ptr> NewCertificate(const std::string& common_name,
+                                       EVP_PKEY* key, absl::Time not_before,
+                                       absl::Time not_after) {
   X509Ptr cert(X509_new());
   if (cert == nullptr || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
       X509_set_pubkey(cert.get(), key) != 1) {
@@ -235,8 +233,7 @@ absl::StatusOr<X509Ptr> NewCertificate(
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = SetSubjectCommonName(cert.get(), common_name);
-      !s.ok()) {
+  if (absl::Status s = SetSubjectCommonName(cert.get(), common_name); !s.ok()) {
     return s;
   }
   return cert;
@@ -276,6 +273,11 @@ CertFactory::CertFactory(std::string dir, std::string ca_cert_file,
 absl::StatusOr<CertFactory> CertFactory::Create(std::string dir,
                                                 std::string ca_common_name,
                                                 KeyType ca_key_type) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) {
+    return ErrnoError(error.value(), absl::StrCat("creating directory ", dir));
+  }
   std::string stem = SanitiseName(ca_common_name);
   if (absl::EndsWith(stem, "-ca")) stem.resize(stem.size() - 3);
   if (stem.empty()) stem = "test";
@@ -294,12 +296,12 @@ absl::StatusOr<CertFactory> CertFactory::Create(std::string dir,
   }
   // The subject key identifier first: the authority key identifier of a
   // self-signed certificate is copied from it.
-  if (absl::Status s = AddExtensions(
-          x, x,
-          {{NID_basic_constraints, "critical,CA:TRUE"},
-           {NID_key_usage, "critical,keyCertSign,cRLSign"},
-           {NID_subject_key_identifier, "hash"},
-           {NID_authority_key_identifier, "keyid:always"}});
+  if (absl::Status s =
+          AddExtensions(x, x,
+                        {{NID_basic_constraints, "critical,CA:TRUE"},
+                         {NID_key_usage, "critical,keyCertSign,cRLSign"},
+                         {NID_subject_key_identifier, "hash"},
+                         {NID_authority_key_identifier, "keyid:always"}});
       !s.ok()) {
     return s;
   }
@@ -334,28 +336,30 @@ absl::StatusOr<CertPaths> CertFactory::Issue(absl::string_view name,
   if (X509_set_issuer_name(x, X509_get_subject_name(ca_cert_.get())) != 1) {
     return OpenSslError("setting the issuer name");
   }
-  const std::string key_usage = options.key_type == KeyType::kRsa2048
-                                    ? "critical,digitalSignature,keyEncipherment"
-                                    : "critical,digitalSignature";
-  if (absl::Status s = AddExtensions(
-          x, ca_cert_.get(),
-          {{NID_basic_constraints, "critical,CA:FALSE"},
-           {NID_key_usage, key_usage},
-           {NID_ext_key_usage, "serverAuth,clientAuth"},
-           {NID_subject_key_identifier, "hash"},
-           {NID_authority_key_identifier, "keyid:always"}});
+  const std::string key_usage =
+      options.key_type == KeyType::kRsa2048
+          ? "critical,digitalSignature,keyEncipherment"
+          : "critical,digitalSignature";
+  if (absl::Status s =
+          AddExtensions(x, ca_cert_.get(),
+                        {{NID_basic_constraints, "critical,CA:FALSE"},
+                         {NID_key_usage, key_usage},
+                         {NID_ext_key_usage, "serverAuth,clientAuth"},
+                         {NID_subject_key_identifier, "hash"},
+                         {NID_authority_key_identifier, "keyid:always"}});
       !s.ok()) {
     return s;
   }
   if (!sans->empty()) {
-    if (absl::Status s = AddExtension(x, ca_cert_.get(),
-                                      NID_subject_alt_name, *sans);
+    if (absl::Status s =
+            AddExtension(x, ca_cert_.get(), NID_subject_alt_name, *sans);
         !s.ok()) {
       return s;
     }
   }
   if (absl::Status s = Sign(x, ca_key_.get()); !s.ok()) return s;
-  if (absl::Status s = WritePair(x, key->get(), paths.cert_file, paths.key_file);
+  if (absl::Status s =
+          WritePair(x, key->get(), paths.cert_file, paths.key_file);
       !s.ok()) {
     return s;
   }

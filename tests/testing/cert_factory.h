@@ -3,9 +3,10 @@
 // Treezor and gRPC all load certificates exactly as in production.
 //
 //   TempDir dir;
-//   ASSERT_OK_AND_ASSIGN(CertFactory ca, CertFactory::Create(dir.path(), "Test CA"));
-//   ASSERT_OK_AND_ASSIGN(CertPaths server,
-//                        ca.Issue("treezor", CertFactory::ServerLeaf("localhost")));
+//   ASSERT_OK_AND_ASSIGN(CertFactory ca, CertFactory::Create(dir.path(), "Test
+//   CA")); ASSERT_OK_AND_ASSIGN(CertPaths server,
+//                        ca.Issue("treezor",
+//                        CertFactory::ServerLeaf("localhost")));
 //   ASSERT_OK_AND_ASSIGN(CertPaths client,
 //                        ca.Issue("acme", {.common_name = "acme"}));
 //
@@ -37,7 +38,7 @@
 #include "absl/time/time.h"
 
 namespace treezor::broker::testing {
-namespace internal {
+namespace cert_factory_internal {
 struct PkeyDeleter {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
 };
@@ -46,7 +47,7 @@ struct X509Deleter {
 };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-}  // namespace internal
+}  // namespace cert_factory_internal
 
 struct CertPaths {
   std::string cert_file;
@@ -57,8 +58,8 @@ struct CertPaths {
 class CertFactory {
  public:
   enum class KeyType {
-    kEcP256,    // fast: the default
-    kRsa2048,   // what Treezor signs client certificates for
+    kEcP256,   // fast: the default
+    kRsa2048,  // what Treezor signs client certificates for
   };
 
   struct LeafOptions {
@@ -74,7 +75,7 @@ class CertFactory {
   };
 
   // Makes a CA (basicConstraints CA:TRUE, keyUsage keyCertSign) valid from an
-  // hour ago for 30 days and writes it into `dir`, which must exist.
+  // hour ago for 30 days and writes it into `dir` (created if missing).
   static absl::StatusOr<CertFactory> Create(
       std::string dir, std::string ca_common_name,
       KeyType ca_key_type = KeyType::kEcP256);
@@ -96,14 +97,14 @@ class CertFactory {
 
  private:
   CertFactory(std::string dir, std::string ca_cert_file,
-              std::string ca_key_file, internal::PkeyPtr ca_key,
-              internal::X509Ptr ca_cert);
+              std::string ca_key_file, cert_factory_internal::PkeyPtr ca_key,
+              cert_factory_internal::X509Ptr ca_cert);
 
   std::string dir_;
   std::string ca_cert_file_;
   std::string ca_key_file_;
-  internal::PkeyPtr ca_key_;
-  internal::X509Ptr ca_cert_;
+  cert_factory_internal::PkeyPtr ca_key_;
+  cert_factory_internal::X509Ptr ca_cert_;
 };
 
 }  // namespace treezor::broker::testing

@@ -26,7 +26,7 @@
 
 namespace treezor::broker::testing {
 
-namespace internal {
+namespace fake_treezor_internal {
 
 // What the handler decided to answer.
 struct FakeTreezorReply {
@@ -34,28 +34,28 @@ struct FakeTreezorReply {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  bool drop = false;          // close the connection instead of answering
-  std::string error;          // for the record; empty when a token is issued
-  std::string access_token;   // issued by a grant
+  bool drop = false;         // close the connection instead of answering
+  std::string error;         // for the record; empty when a token is issued
+  std::string access_token;  // issued by a grant
 };
 
-}  // namespace internal
+}  // namespace fake_treezor_internal
 
 namespace {
 
-using Reply = internal::FakeTreezorReply;
+using Reply = fake_treezor_internal::FakeTreezorReply;
 using Params = std::map<std::string, std::string>;
 
 constexpr char kTokenPath[] = "/oauth/token";
 
-// --- JSON out -------------------------------------------------------------
+// --- JSON out
 
 // Builds one flat JSON object.
 class JsonObject {
  public:
   JsonObject& Add(absl::string_view key, absl::string_view value) {
     Key(key);
-    treezor::broker::internal::AppendJsonString(value, &out_);
+    broker::internal::AppendJsonString(value, &out_);
     return *this;
   }
   JsonObject& AddInt(absl::string_view key, int64_t value) {
@@ -74,13 +74,13 @@ class JsonObject {
  private:
   void Key(absl::string_view key) {
     if (out_.size() > 1) out_.push_back(',');
-    treezor::broker::internal::AppendJsonString(key, &out_);
+    broker::internal::AppendJsonString(key, &out_);
     out_.push_back(':');
   }
   std::string out_ = "{";
 };
 
-// --- Request bodies in --------------------------------------------------
+// --- Request bodies in
 
 absl::StatusOr<std::string> PercentDecode(absl::string_view in) {
   std::string out;
@@ -194,16 +194,31 @@ class FlatJsonParser {
       const char e = in_.front();
       in_.remove_prefix(1);
       switch (e) {
-        case '"': case '\\': case '/': out.push_back(e); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+        case '\\':
+        case '/':
+          out.push_back(e);
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u':
           if (!UnicodeEscape(&out)) return std::nullopt;
           break;
-        default: return std::nullopt;
+        default:
+          return std::nullopt;
       }
     }
     return std::nullopt;
@@ -228,9 +243,10 @@ class FlatJsonParser {
     for (int i = 0; i < 4; ++i) {
       const char h = in_[i];
       if (!absl::ascii_isxdigit(h)) return std::nullopt;
-      v = v * 16 + static_cast<uint32_t>(
-                       absl::ascii_isdigit(h) ? h - '0'
-                                              : absl::ascii_tolower(h) - 'a' + 10);
+      v = v * 16 +
+          static_cast<uint32_t>(absl::ascii_isdigit(h)
+                                    ? h - '0'
+                                    : absl::ascii_tolower(h) - 'a' + 10);
     }
     in_.remove_prefix(4);
     return v;
@@ -286,7 +302,7 @@ std::string Lookup(const Params& params, const std::string& key) {
   return it == params.end() ? std::string() : it->second;
 }
 
-// --- TLS ----------------------------------------------------------------
+// --- TLS
 
 std::string PeerCommonName(const SSL* ssl) {
   if (ssl == nullptr) return "";
@@ -329,7 +345,7 @@ std::string HmacSha256(absl::string_view key, absl::string_view data) {
   return std::string(reinterpret_cast<char*>(mac), len);
 }
 
-// --- Replies --------------------------------------------------------------
+// --- Replies
 
 // RFC 6749 §5.2.
 Reply OAuthError(int status, absl::string_view code,
@@ -358,8 +374,9 @@ Reply TreezorError() {
           .Add("type", "invalid_request")
           .Add("code", "input_validation_error")
           .Add("message", "The request is invalid (injected by fake Treezor)")
-          .Add("docUrl", "https://docs.treezor.com/guide/api-basics/"
-                         "response-codes.html")
+          .Add("docUrl",
+               "https://docs.treezor.com/guide/api-basics/"
+               "response-codes.html")
           .Build();
   reply.body = JsonObject().AddRaw("errors", "[" + error + "]").Build();
   return reply;
@@ -376,19 +393,38 @@ Reply TextReply(int status, absl::string_view text) {
 const char* FaultName(FakeTreezor::Fault::Kind kind) {
   using Fault = FakeTreezor::Fault;
   switch (kind) {
-    case Fault::kHttpStatus: return "http_status";
-    case Fault::kTooManyRequests: return "too_many_requests";
-    case Fault::kHang: return "hang";
-    case Fault::kGarbage: return "garbage";
-    case Fault::kEmpty200: return "empty_200";
-    case Fault::kDropConnection: return "drop_connection";
-    case Fault::kInvalidClient: return "invalid_client";
-    case Fault::kTreezorErrorShape: return "treezor_error_shape";
-    case Fault::kBadTokenType: return "bad_token_type";
-    case Fault::kZeroExpiresIn: return "zero_expires_in";
+    case Fault::kHttpStatus:
+      return "http_status";
+    case Fault::kTooManyRequests:
+      return "too_many_requests";
+    case Fault::kHang:
+      return "hang";
+    case Fault::kGarbage:
+      return "garbage";
+    case Fault::kEmpty200:
+      return "empty_200";
+    case Fault::kDropConnection:
+      return "drop_connection";
+    case Fault::kInvalidClient:
+      return "invalid_client";
+    case Fault::kTreezorErrorShape:
+      return "treezor_error_shape";
+    case Fault::kBadTokenType:
+      return "bad_token_type";
+    case Fault::kZeroExpiresIn:
+      return "zero_expires_in";
   }
   return "unknown";
 }
+
+// httplib 0.11 listens with a backlog of 5: a burst of concurrent clients
+// overflows it and the extra SYNs are retried a second later. Listening
+// again on the bound socket raises the backlog.
+class TokenServer final : public httplib::SSLServer {
+ public:
+  using SSLServer::SSLServer;
+  void WidenBacklog() { ::listen(svr_sock_, SOMAXCONN); }
+};
 
 void WriteReply(const Reply& reply, httplib::Response& res) {
   res.status = reply.status;
@@ -398,7 +434,7 @@ void WriteReply(const Reply& reply, httplib::Response& res) {
 
 }  // namespace
 
-// --- Fault ------------------------------------------------------------------
+// --- Fault
 
 FakeTreezor::Fault FakeTreezor::Fault::Status(int http_status) {
   Fault fault;
@@ -431,7 +467,7 @@ FakeTreezor::Fault FakeTreezor::Fault::Of(Kind kind) {
   return fault;
 }
 
-// --- Life cycle ---------------------------------------------------------------
+// --- Life cycle
 
 FakeTreezor::FakeTreezor(Options options)
     : options_(std::move(options)),
@@ -460,48 +496,57 @@ absl::StatusOr<std::unique_ptr<FakeTreezor>> FakeTreezor::Start(
 }
 
 absl::Status FakeTreezor::Listen() {
-  server_ = std::make_unique<httplib::SSLServer>(
-      options_.cert_file.c_str(), options_.key_file.c_str(),
-      options_.client_ca_file.c_str());
-  if (!server_->is_valid()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "fake Treezor: cannot load TLS material (cert ", options_.cert_file,
-        ", key ", options_.key_file, ", client CA ", options_.client_ca_file,
-        ")"));
+  auto server = std::make_unique<TokenServer>(options_.cert_file.c_str(),
+                                              options_.key_file.c_str(),
+                                              options_.client_ca_file.c_str());
+  if (!server->is_valid()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fake Treezor: cannot load TLS material (cert ",
+                     options_.cert_file, ", key ", options_.key_file,
+                     ", client CA ", options_.client_ca_file, ")"));
   }
   const int workers = options_.worker_threads;
   // httplib takes ownership of the raw pointer.
-  server_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  server->new_task_queue = [workers] {
+    return new httplib::ThreadPool(workers);
+  };
   // httplib's default sets SO_REUSEPORT, which lets a second server "bind"
   // a busy port and steal its traffic; plain SO_REUSEADDR fails loudly.
-  server_->set_socket_options([](socket_t sock) {
+  server->set_socket_options([](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
-  if (!options_.keep_alive) server_->set_keep_alive_max_count(1);
-  server_->Post(kTokenPath,
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  HandleToken(req, res);
-                });
+  if (!options_.keep_alive) server->set_keep_alive_max_count(1);
+  server->Post(kTokenPath,
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 HandleToken(req, res);
+               });
 
   if (options_.port == 0) {
-    port_ = server_->bind_to_any_port(options_.host);
-  } else if (server_->bind_to_port(options_.host, options_.port)) {
-    port_ = options_.port;
+    port_ = server->bind_to_any_port(options_.host);
   } else {
-    port_ = -1;
+    port_ =
+        server->bind_to_port(options_.host, options_.port) ? options_.port : -1;
   }
   if (port_ <= 0) {
     return absl::UnavailableError(absl::StrCat(
         "fake Treezor: cannot bind ", options_.host, ":", options_.port));
   }
+  server->WidenBacklog();
+  server_ = std::move(server);
+  return RunListener();
+}
+
+absl::Status FakeTreezor::RunListener() {
   listener_ = std::thread([this] {
     server_->listen_after_bind();
     listener_exited_ = true;
   });
   // httplib 0.11 has no wait_until_ready(), and stop() is a no-op until the
   // listener runs: wait for it here so that Stop() always works.
-  while (!server_->is_running() && !listener_exited_) std::this_thread::yield();
+  while (!server_->is_running() && !listener_exited_) {
+    std::this_thread::yield();
+  }
   if (listener_exited_) {
     return absl::InternalError("fake Treezor: the listener exited at start");
   }
@@ -524,7 +569,7 @@ std::string FakeTreezor::base_url() const {
   return absl::StrCat("https://localhost:", port_);
 }
 
-// --- The handler ----------------------------------------------------------------
+// --- The handler
 
 void FakeTreezor::HandleToken(const httplib::Request& req,
                               httplib::Response& res) {
@@ -594,7 +639,9 @@ FakeTreezor::Reply FakeTreezor::Respond(const absl::StatusOr<Params>& params,
   }
   if (fault.has_value()) {
     Hang(fault->hang);
-    if (fault->drop_after_hang) return FaultReply(Fault::Of(Fault::kDropConnection));
+    if (fault->drop_after_hang) {
+      return FaultReply(Fault::Of(Fault::kDropConnection));
+    }
   }
   if (!params.ok()) {
     return OAuthError(400, "invalid_request", params.status().message());
@@ -646,7 +693,7 @@ FakeTreezor::Reply FakeTreezor::FaultReply(const Fault& fault) {
   return reply;
 }
 
-// --- Grants ---------------------------------------------------------------------
+// --- Grants
 
 FakeTreezor::Reply FakeTreezor::Grant(const Params& params) {
   const std::string grant_type = Lookup(params, "grant_type");
@@ -656,11 +703,11 @@ FakeTreezor::Reply FakeTreezor::Grant(const Params& params) {
   }
   if (grant_type == "password") return PasswordGrantLocked(params);
   if (grant_type == "refresh_token") return RefreshTokenGrantLocked(params);
-  return OAuthError(400, "unsupported_grant_type",
-                    grant_type.empty()
-                        ? std::string("grant_type is missing")
-                        : absl::StrCat("grant_type \"", grant_type,
-                                       "\" is not supported"));
+  return OAuthError(
+      400, "unsupported_grant_type",
+      grant_type.empty()
+          ? std::string("grant_type is missing")
+          : absl::StrCat("grant_type \"", grant_type, "\" is not supported"));
 }
 
 bool FakeTreezor::ClientAuthenticatedLocked(const Params& params) const {
@@ -712,9 +759,9 @@ FakeTreezor::Reply FakeTreezor::IssueTokenLocked(const Params& params,
     live_refresh_tokens_.insert(refresh_token);
     last_refresh_token_ = refresh_token;
   }
-  reply.body = TokenBodyLocked(params, "Bearer",
-                               absl::ToInt64Seconds(token_lifetime_),
-                               &reply.access_token, refresh_token);
+  reply.body =
+      TokenBodyLocked(params, "Bearer", absl::ToInt64Seconds(token_lifetime_),
+                      &reply.access_token, refresh_token);
   reply.headers.emplace_back("Cache-Control", "no-store");
   last_access_token_ = reply.access_token;
   ++token_count_;
@@ -745,8 +792,8 @@ std::string FakeTreezor::MakeJwtLocked(const std::string& scope) {
           .Add("sub", options_.client_id)
           .Add("scope", scope)
           .AddInt("iat", absl::ToUnixSeconds(now))
-          .AddInt("exp", absl::ToUnixSeconds(now + token_lifetime_ +
-                                             jwt_exp_offset_))
+          .AddInt("exp",
+                  absl::ToUnixSeconds(now + token_lifetime_ + jwt_exp_offset_))
           .Add("jti", NewOpaqueIdLocked())
           .Build();
   const std::string signing_input =
@@ -761,8 +808,7 @@ std::string FakeTreezor::NewOpaqueIdLocked() {
   return absl::StrCat(instance_id_, "-", next_token_id_++);
 }
 
-ReceivedRequest FakeTreezor::Finish(size_t index,
-                                                 const Reply& reply) {
+ReceivedRequest FakeTreezor::Finish(size_t index, const Reply& reply) {
   MutexLock lock(&mu_);
   --in_flight_;
   ReceivedRequest& request = requests_[index];
@@ -776,7 +822,7 @@ ReceivedRequest FakeTreezor::Finish(size_t index,
   return request;
 }
 
-// --- Test controls and observation -----------------------------------------------
+// --- Test controls and observation
 
 template <typename Predicate>
 bool FakeTreezor::WaitLocked(absl::Duration timeout, Predicate done) const {
@@ -803,7 +849,7 @@ void FakeTreezor::ReleaseHangs() {
   cv_.SignalAll();
 }
 
-bool FakeTreezor::WaitForHanging(int n, absl::Duration timeout) {
+bool FakeTreezor::WaitForHanging(int n, absl::Duration timeout) const {
   MutexLock lock(&mu_);
   return WaitLocked(timeout, [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return hanging_ >= n;
@@ -821,7 +867,7 @@ void FakeTreezor::ReleaseRequests() {
   cv_.SignalAll();
 }
 
-bool FakeTreezor::WaitForHeld(int n, absl::Duration timeout) {
+bool FakeTreezor::WaitForHeld(int n, absl::Duration timeout) const {
   MutexLock lock(&mu_);
   return WaitLocked(timeout, [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return held_ >= n;

@@ -9,9 +9,10 @@
 // onto one in-flight fetch.
 //
 //   TempDir dir;
-//   ASSERT_OK_AND_ASSIGN(CertFactory ca, CertFactory::Create(dir.path(), "CA"));
-//   ASSERT_OK_AND_ASSIGN(CertPaths server,
-//                        ca.Issue("treezor", CertFactory::ServerLeaf("treezor")));
+//   ASSERT_OK_AND_ASSIGN(CertFactory ca, CertFactory::Create(dir.path(),
+//   "CA")); ASSERT_OK_AND_ASSIGN(CertPaths server,
+//                        ca.Issue("treezor",
+//                        CertFactory::ServerLeaf("treezor")));
 //   ASSERT_OK_AND_ASSIGN(auto treezor, FakeTreezor::Start({
 //       .cert_file = server.cert_file, .key_file = server.key_file,
 //       .client_ca_file = ca.ca_cert_file(), .client_secret = "s3cret"}));
@@ -26,7 +27,9 @@
 // Concurrency: httplib serves each connection on a worker of its own pool;
 // the default pool (CPPHTTPLIB_THREAD_POOL_COUNT: max(8, cores - 1), fixed
 // when Debian compiled the library) is replaced by `worker_threads` workers,
-// because held or hanging requests each occupy a worker. Connections are not
+// because held or hanging requests each occupy a worker; and httplib's listen
+// backlog of 5 is raised so that a burst of clients connects at once instead
+// of having SYNs retried a second later. Connections are not
 // kept alive by default: every request is a fresh TLS handshake, so the
 // recorded client-certificate CN is the one the client presents now, and
 // Stop() never waits out an idle keep-alive connection.
@@ -64,9 +67,9 @@ struct Response;
 }  // namespace httplib
 
 namespace treezor::broker::testing {
-namespace internal {
+namespace fake_treezor_internal {
 struct FakeTreezorReply;
-}  // namespace internal
+}  // namespace fake_treezor_internal
 
 // One request to /oauth/token as the fake saw it.
 struct ReceivedRequest {
@@ -93,17 +96,17 @@ class FakeTreezor {
  public:
   struct Fault {
     enum Kind {
-      kHttpStatus,        // `http_status` (500, 502, 503, 504...), text body
-      kTooManyRequests,   // 429 with Retry-After: `retry_after_seconds`
-      kHang,              // wait for ReleaseHangs() or `hang`, then answer
-                          // normally, or drop if `drop_after_hang`
-      kGarbage,           // 200 with a body that is not JSON
-      kEmpty200,          // 200 with an empty body
-      kDropConnection,    // close the connection without an HTTP answer
-      kInvalidClient,     // 401 {"error":"invalid_client",...}
-      kTreezorErrorShape, // 400 {"errors":[{"type":"invalid_request",...}]}
-      kBadTokenType,      // 200, a token with "token_type":"MAC"
-      kZeroExpiresIn,     // 200, a token with "expires_in":0
+      kHttpStatus,         // `http_status` (500, 502, 503, 504...), text body
+      kTooManyRequests,    // 429 with Retry-After: `retry_after_seconds`
+      kHang,               // wait for ReleaseHangs() or `hang`, then answer
+                           // normally, or drop if `drop_after_hang`
+      kGarbage,            // 200 with a body that is not JSON
+      kEmpty200,           // 200 with an empty body
+      kDropConnection,     // close the connection without an HTTP answer
+      kInvalidClient,      // 401 {"error":"invalid_client",...}
+      kTreezorErrorShape,  // 400 {"errors":[{"type":"invalid_request",...}]}
+      kBadTokenType,       // 200, a token with "token_type":"MAC"
+      kZeroExpiresIn,      // 200, a token with "expires_in":0
     };
     Kind kind = kHttpStatus;
     int http_status = 503;
@@ -171,14 +174,16 @@ class FakeTreezor {
   // Lets every request hanging now go on.
   void ReleaseHangs() ABSL_LOCKS_EXCLUDED(mu_);
   // True once `n` requests are hanging at the same time.
-  bool WaitForHanging(int n, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  bool WaitForHanging(int n, absl::Duration timeout) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- The gate: while held, requests wait (having been counted and
   // recorded) until ReleaseRequests().
   void HoldRequests() ABSL_LOCKS_EXCLUDED(mu_);
   void ReleaseRequests() ABSL_LOCKS_EXCLUDED(mu_);
   // True once `n` requests are waiting at the gate.
-  bool WaitForHeld(int n, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  bool WaitForHeld(int n, absl::Duration timeout) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- Credentials and tokens.
   void SetClientSecret(std::string secret) ABSL_LOCKS_EXCLUDED(mu_);
@@ -202,11 +207,12 @@ class FakeTreezor {
   std::string last_refresh_token() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  using Reply = internal::FakeTreezorReply;
+  using Reply = fake_treezor_internal::FakeTreezorReply;
   using Params = std::map<std::string, std::string>;
 
   explicit FakeTreezor(Options options);
   absl::Status Listen();
+  absl::Status RunListener();
 
   void HandleToken(const httplib::Request& req, httplib::Response& res)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -216,7 +222,7 @@ class FakeTreezor {
   // Returns when the hang ends.
   void Hang(absl::Duration at_most) ABSL_LOCKS_EXCLUDED(mu_);
   Reply Respond(const absl::StatusOr<Params>& params,
-              const std::optional<Fault>& fault) ABSL_LOCKS_EXCLUDED(mu_);
+                const std::optional<Fault>& fault) ABSL_LOCKS_EXCLUDED(mu_);
   Reply FaultReply(const Fault& fault) ABSL_LOCKS_EXCLUDED(mu_);
   Reply Grant(const Params& params) ABSL_LOCKS_EXCLUDED(mu_);
   Reply ClientCredentialsGrantLocked(const Params& params)

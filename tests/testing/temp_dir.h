@@ -3,7 +3,8 @@
 // style sandboxes), otherwise under /tmp.
 //
 //   TempDir dir;
-//   ASSERT_OK_AND_ASSIGN(auto certs, CertFactory::Create(dir.path(), "Test CA"));
+//   ASSERT_OK_AND_ASSIGN(auto certs, CertFactory::Create(dir.path(), "Test
+//   CA"));
 //
 // Thread-safety: path() may be read from any thread; the directory's contents
 // are the test's business.
@@ -30,10 +31,9 @@ class TempDir {
   // run without one, and a test helper has no caller to return an error to.
   TempDir() {
     const char* base = std::getenv("TEST_TMPDIR");
-    std::string templ = std::string(base != nullptr && *base != '\0'
-                                        ? base
-                                        : "/tmp") +
-                        "/tzb-test-XXXXXX";
+    std::string templ =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+        "/tzb-test-XXXXXX";
     std::vector<char> buf(templ.begin(), templ.end());
     buf.push_back('\0');
     if (mkdtemp(buf.data()) == nullptr) {

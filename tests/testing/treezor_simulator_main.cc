@@ -2,9 +2,9 @@
 // standalone HTTPS server with mandatory client certificates, for the demo
 // (scripts/demo.sh) and for trying the broker by hand.
 //
-//   treezor-simulator --cert=treezor.crt --key=treezor.key \
-//     --client_ca=clients-ca.crt --client_id=1234 \
-//     --client_secret_file=secret.txt [--username_file=u --password_file=p]
+//   treezor-simulator --cert=treezor.crt --key=treezor.key
+//       --client_ca=clients-ca.crt --client_id=1234
+//       --client_secret_file=secret.txt [--username_file=u --password_file=p]
 //
 // Logs one JSON line per token request on stderr, naming tokens by
 // fingerprint only; never a secret. Runs until SIGTERM or SIGINT.
@@ -71,16 +71,15 @@ void LogRequest(const ReceivedRequest& r) {
     auto it = r.params.find(key);
     return it == r.params.end() ? std::string() : it->second;
   };
-  LogInfo("token request",
-          {{"grant_type", r.grant_type},
-           {"content_type", r.content_type},
-           {"client_id", param("client_id")},
-           {"scope", param("scope")},
-           {"client_cert_cn", r.client_cert_cn},
-           {"status", r.http_status},
-           {"dropped", r.dropped ? "true" : "false"},
-           {"error", r.error},
-           {"token_fp", r.access_token_fingerprint}});
+  LogInfo("token request", {{"grant_type", r.grant_type},
+                            {"content_type", r.content_type},
+                            {"client_id", param("client_id")},
+                            {"scope", param("scope")},
+                            {"client_cert_cn", r.client_cert_cn},
+                            {"status", r.http_status},
+                            {"dropped", r.dropped ? "true" : "false"},
+                            {"error", r.error},
+                            {"token_fp", r.access_token_fingerprint}});
 }
 
 absl::StatusOr<FakeTreezor::Options> OptionsFromFlags() {
