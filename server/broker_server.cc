@@ -83,7 +83,6 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     builder.RegisterService(broker->health_.get());
     broker->health_server_ = builder.BuildAndStart();
     if (broker->health_server_ == nullptr || broker->health_port_ == 0) {
-      broker->server_->Shutdown();
       return absl::UnavailableError(absl::StrCat(
           "healthListenAddress: cannot listen on ",
           config.health_listen_address(), " (address in use or not local?)"));
@@ -110,6 +109,11 @@ void BrokerServer::Shutdown() {
     MutexLock lock(&shutdown_mu_);
     if (shut_down_) return;
     shut_down_ = true;
+  }
+  if (server_ == nullptr) {  // Start() failed half-way
+    if (health_server_ != nullptr) health_server_->Shutdown();
+    if (cache_ != nullptr) cache_->Shutdown();
+    return;
   }
   LogInfo("broker draining",
           {{"grace_period", absl::FormatDuration(grace_period_)}});

@@ -144,7 +144,9 @@ absl::Status BrokerHarness::Start() {
 
 absl::Status BrokerHarness::WriteConfig() {
   WriteFileOrDie(dir_.File("acme.secret"), absl::StrCat(kClientSecret, "\n"));
-  WriteFileOrDie(dir_.File("globex.secret"), kGlobexSecret);
+  // The double knows one client; globex reads the same secret from its
+  // own file (no trailing newline: trimming is tested with acme).
+  WriteFileOrDie(dir_.File("globex.secret"), kClientSecret);
   const CertPaths& broker = callers_["broker"];
   const CertPaths& upstream = callers_["treezor-client"];
   config_json_ = absl::StrFormat(

@@ -37,7 +37,6 @@
 namespace treezor::broker::testing {
 
 inline constexpr char kClientSecret[] = "acme-client-secret-DO-NOT-LOG-7f3a";
-inline constexpr char kGlobexSecret[] = "globex-client-secret-DO-NOT-LOG-91c2";
 
 // Captures every log line of the process while alive.
 class LogCapture {
