@@ -304,6 +304,8 @@ struct HttpExchange {
   // Retry-After of the final response, raw.
   std::string retry_after;
   long new_connections = 0;
+  bool tls_handshake_done = false;
+  long response_header_bytes = 0;
 };
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
@@ -333,8 +335,8 @@ long Millis(absl::Duration d) {
   return static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
-// Sets every option of one request on a freshly reset handle. Only options
-// that were never applied could fail here (bad option or out of memory).
+// Sets every option of one request on a freshly reset handle. False only when
+// libcurl is out of memory or lacks an option.
 bool SetOptions(CURL* curl, const v1::Tenant& tenant,
                 const TreezorOAuthClient::Options& options,
                 const std::string& url, const EncodedBody& body,
@@ -355,6 +357,12 @@ bool SetOptions(CURL* curl, const v1::Tenant& tenant,
   const v1::UpstreamTls& tls = tenant.upstream_tls();
   check(curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L));
   check(curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L));
+  // No TLS session resumption: every new connection is a full handshake, so
+  // the current client certificate is always presented (a rotated one takes
+  // effect at once) and servers that mishandle resumption with client
+  // certificates (cpp-httplib answers "internal error") are no problem.
+  // Token requests are rare; the saved round trip is not worth it.
+  check(curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L));
   if (!tls.cert_file().empty()) {
     check(curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert_file().c_str()));
     check(curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM"));
@@ -405,15 +413,33 @@ absl::Status Perform(CURL* curl, const v1::Tenant& tenant,
   exchange->code = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &exchange->http_status);
   curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &exchange->new_connections);
+  curl_off_t tls_done_us = 0;
+  curl_easy_getinfo(curl, CURLINFO_APPCONNECT_TIME_T, &tls_done_us);
+  exchange->tls_handshake_done = tls_done_us > 0;
+  curl_easy_getinfo(curl, CURLINFO_HEADER_SIZE,
+                    &exchange->response_header_bytes);
   return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------
 // What it means.
 
+// In TLS 1.3 the server checks our certificate after our side of the
+// handshake is done, so its refusal surfaces on the first write or read: as
+// the server's alert if we read it, or — when the server's close wins the
+// race — as a failed send on a connection this transfer has just set up,
+// before any answer. A server that hangs up before reading a request it
+// accepted a handshake for has no other common reason to do so.
+bool IsSilentCertificateRefusal(const HttpExchange& exchange) {
+  return exchange.code == CURLE_SEND_ERROR &&
+         !absl::StrContains(exchange.error_buffer, "alert") &&
+         exchange.new_connections > 0 && exchange.tls_handshake_done &&
+         exchange.response_header_bytes == 0;
+}
+
 // What failed, in the words of FetchResult's contract.
-absl::string_view FailureKind(CURLcode code, absl::string_view detail) {
-  switch (code) {
+absl::string_view FailureKind(const HttpExchange& exchange) {
+  switch (exchange.code) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
@@ -438,10 +464,12 @@ absl::string_view FailureKind(CURLcode code, absl::string_view detail) {
       return "TLS";
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
-      // In TLS 1.3 the server checks our certificate after our side of the
-      // handshake is done: its refusal arrives as a TLS alert on the first
-      // read or write, not as a handshake error.
-      return absl::StrContains(detail, "alert") ? "TLS" : "network";
+      // A TLS alert from the server, typically refusing our certificate.
+      if (absl::StrContains(exchange.error_buffer, "alert") ||
+          IsSilentCertificateRefusal(exchange)) {
+        return "TLS";
+      }
+      return "network";
     default:
       return "network";
   }
@@ -455,25 +483,15 @@ absl::Status TransferError(absl::string_view tenant,
                                     kMaxResponseBytes, " bytes"));
   }
   const absl::string_view detail = exchange.error_buffer;
-  const absl::string_view kind = FailureKind(exchange.code, detail);
-  std::string what = absl::StrCat(kind, kind == "timeout" ? ": " : " error: ",
-                                  curl_easy_strerror(exchange.code));
+  const absl::string_view kind = FailureKind(exchange);
+  std::string what = absl::StrCat(kind, kind == "timeout" ? ": " : " error: ");
+  if (IsSilentCertificateRefusal(exchange)) {
+    absl::StrAppend(&what, "connection closed right after the handshake "
+                           "(client certificate refused?): ");
+  }
+  absl::StrAppend(&what, curl_easy_strerror(exchange.code));
   if (!detail.empty()) absl::StrAppend(&what, " (", detail, ")");
   return TenantError(absl::StatusCode::kUnavailable, tenant, what);
-}
-
-// Delta-seconds or an HTTP-date (RFC 9110 §10.2.3); nullopt if neither.
-std::optional<absl::Duration> ParseRetryAfter(const std::string& value,
-                                              absl::Time now) {
-  if (value.empty()) return std::nullopt;
-  int64_t seconds = 0;
-  if (absl::SimpleAtoi(value, &seconds)) {
-    if (seconds < 0) return std::nullopt;
-    return absl::Seconds(seconds);
-  }
-  const time_t when = curl_getdate(value.c_str(), nullptr);
-  if (when == -1) return std::nullopt;
-  return std::max(absl::ZeroDuration(), absl::FromTimeT(when) - now);
 }
 
 std::string Redact(std::string text, const std::vector<std::string>& secrets) {
@@ -516,16 +534,17 @@ FetchResult Classify(const std::string& tenant, const TokenRequest& request,
     }
     return result;
   }
-  result.retry_after = ParseRetryAfter(exchange.retry_after, now);
+  result.retry_after = internal::ParseRetryAfter(exchange.retry_after, now);
   const std::optional<OAuthError> error = ParseOAuthError(exchange.body);
   if (error.has_value() && IsCredentialRefusal(exchange.http_status)) {
-    const bool refresh = request.grant == Grant::kRefreshToken;
-    result.refresh_token_rejected = refresh && error->code == "invalid_grant";
+    result.refresh_token_rejected = request.grant == Grant::kRefreshToken &&
+                                    error->code == "invalid_grant";
     result.token = TenantError(
         absl::StatusCode::kFailedPrecondition, tenant,
         absl::StrCat("Treezor refused the ",
-                     refresh ? "refresh token" : "credentials", ": ",
-                     DescribeOAuthError(*error, request)));
+                     result.refresh_token_rejected ? "refresh token"
+                                                   : "credentials",
+                     ": ", DescribeOAuthError(*error, request)));
     return result;
   }
   std::string what = absl::StrCat("HTTP ", exchange.http_status);
@@ -545,6 +564,8 @@ struct RequestLog {
   long http_status = 0;
   int64_t duration_ms = 0;
   long new_connections = 0;
+  bool tls_handshake_done = false;
+  long response_header_bytes = 0;
 };
 
 void LogOutcome(const RequestLog& log, const FetchResult& result) {
@@ -724,4 +745,21 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   return result;
 }
 
+namespace internal {
+
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
+                                              absl::Time now) {
+  value = absl::StripAsciiWhitespace(value);
+  if (value.empty()) return std::nullopt;
+  int64_t seconds = 0;
+  if (absl::SimpleAtoi(value, &seconds)) {
+    if (seconds < 0) return std::nullopt;
+    return absl::Seconds(seconds);
+  }
+  const time_t when = curl_getdate(std::string(value).c_str(), nullptr);
+  if (when == -1) return std::nullopt;
+  return std::max(absl::ZeroDuration(), absl::FromTimeT(when) - now);
+}
+
+}  // namespace internal
 }  // namespace treezor::broker

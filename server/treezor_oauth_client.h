@@ -32,11 +32,13 @@
 #define TREEZOR_BROKER_SERVER_TREEZOR_OAUTH_CLIENT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/clock.h"
 #include "server/sync.h"
@@ -84,6 +86,14 @@ class TreezorOAuthClient final : public TokenFetcher {
   absl::flat_hash_map<std::string, std::shared_ptr<TenantState>> tenants_
       ABSL_GUARDED_BY(mu_);
 };
+
+namespace internal {
+// An HTTP Retry-After value (RFC 9110 §10.2.3): delta-seconds, or an
+// HTTP-date turned into the delay from `now` (zero if already past).
+// nullopt when it is neither.
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
+                                              absl::Time now);
+}  // namespace internal
 
 }  // namespace treezor::broker
 

@@ -1,0 +1,565 @@
+// TreezorOAuthClient against FakeTreezor: real HTTPS, real mutual TLS, real
+// certificates. Each test states one rule of FetchResult's contract.
+#include "server/treezor_oauth_client.h"
+
+#include <stdlib.h>
+
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/logging.h"
+#include "server/sync.h"
+#include "tests/testing/cert_factory.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/fake_treezor.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace treezor::broker {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::Optional;
+using ::testing::StartsWith;
+using ::treezor::broker::testing::CertFactory;
+using ::treezor::broker::testing::CertPaths;
+using ::treezor::broker::testing::FakeClock;
+using ::treezor::broker::testing::FakeTreezor;
+using ::treezor::broker::testing::IsOk;
+using ::treezor::broker::testing::ReceivedRequest;
+using ::treezor::broker::testing::StatusIs;
+using ::treezor::broker::testing::TempDir;
+
+constexpr char kSecret[] = "fake-client-secret";
+constexpr char kUsername[] = "ops@acme.example";
+constexpr char kPassword[] = "correct horse battery staple";
+
+void WriteFile(const std::string& path, absl::string_view contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// Collects log lines for the test's lifetime.
+class LogCapture {
+ public:
+  LogCapture() {
+    SetLogSink([this](absl::string_view line) {
+      MutexLock lock(&mu_);
+      lines_.emplace_back(line);
+    });
+  }
+  ~LogCapture() { SetLogSink(nullptr); }
+
+  std::vector<std::string> lines() const {
+    MutexLock lock(&mu_);
+    return lines_;
+  }
+  std::string all() const { return absl::StrJoin(lines(), "\n"); }
+
+ private:
+  mutable Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+class TreezorOAuthClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(CertFactory ca,
+                         CertFactory::Create(dir_.path(), "Treezor Test CA"));
+    ca_.emplace(std::move(ca));
+    ASSERT_OK_AND_ASSIGN(server_cert_,
+                         ca_->Issue("treezor", CertFactory::ServerLeaf("treezor")));
+    ASSERT_OK_AND_ASSIGN(client_cert_,
+                         ca_->Issue("acme", {.common_name = "acme"}));
+    ASSERT_OK_AND_ASSIGN(CertFactory other_ca,
+                         CertFactory::Create(other_dir_.path(), "Other CA"));
+    other_ca_.emplace(std::move(other_ca));
+    WriteFile(secret_file(), absl::StrCat(kSecret, "\n"));
+    WriteFile(dir_.File("username"), absl::StrCat(kUsername, "\n"));
+    WriteFile(dir_.File("password"), absl::StrCat(kPassword, "\n"));
+    StartTreezor({});
+  }
+
+  // (Re)starts the double; `customize` adjusts its options.
+  void StartTreezor(std::function<void(FakeTreezor::Options&)> customize) {
+    treezor_.reset();
+    FakeTreezor::Options options{.cert_file = server_cert_.cert_file,
+                                 .key_file = server_cert_.key_file,
+                                 .client_ca_file = ca_->ca_cert_file(),
+                                 .client_secret = kSecret,
+                                 .username = kUsername,
+                                 .password = kPassword,
+                                 .clock = &clock_};
+    if (customize) customize(options);
+    ASSERT_OK_AND_ASSIGN(treezor_, FakeTreezor::Start(std::move(options)));
+  }
+
+  std::string secret_file() const { return dir_.File("client_secret"); }
+
+  v1::Tenant Tenant(absl::string_view encoding = "") const {
+    v1::Tenant tenant;
+    tenant.set_name("acme");
+    tenant.set_base_url(treezor_->base_url());
+    tenant.set_client_id("1234");
+    tenant.set_client_secret_file(secret_file());
+    tenant.set_request_encoding(std::string(encoding));
+    tenant.mutable_upstream_tls()->set_ca_file(ca_->ca_cert_file());
+    tenant.mutable_upstream_tls()->set_cert_file(client_cert_.cert_file);
+    tenant.mutable_upstream_tls()->set_key_file(client_cert_.key_file);
+    return tenant;
+  }
+
+  v1::Tenant PasswordTenant() const {
+    v1::Tenant tenant = Tenant();
+    tenant.set_grant_type("password");
+    tenant.set_username_file(dir_.File("username"));
+    tenant.set_password_file(dir_.File("password"));
+    return tenant;
+  }
+
+  std::unique_ptr<TreezorOAuthClient> Client(
+      v1::Tenant tenant,
+      absl::Duration request_timeout = absl::Seconds(10)) {
+    return std::make_unique<TreezorOAuthClient>(
+        std::vector<v1::Tenant>{std::move(tenant)},
+        TreezorOAuthClient::Options{.connect_timeout = absl::Seconds(5),
+                                    .request_timeout = request_timeout,
+                                    .clock = &clock_});
+  }
+
+  static FetchRequest Request(std::string refresh_token = "") {
+    return {.tenant = "acme",
+            .scopes = ScopeSet::FromList({"read_all", "admin"}),
+            .refresh_token = std::move(refresh_token)};
+  }
+
+  ReceivedRequest LastReceived() const {
+    const std::vector<ReceivedRequest> received = treezor_->requests();
+    return received.empty() ? ReceivedRequest{} : received.back();
+  }
+
+  TempDir dir_;
+  TempDir other_dir_;
+  FakeClock clock_;
+  std::optional<CertFactory> ca_;
+  // An unrelated CA: neither Treezor nor the broker trusts it.
+  std::optional<CertFactory> other_ca_;
+  CertPaths server_cert_;
+  CertPaths client_cert_;
+  std::unique_ptr<FakeTreezor> treezor_;
+};
+
+// --- Success ---------------------------------------------------------------
+
+struct EncodingCase {
+  const char* name;
+  const char* request_encoding;
+  const char* content_type;
+};
+
+class TreezorOAuthClientEncodingTest
+    : public TreezorOAuthClientTest,
+      public ::testing::WithParamInterface<EncodingCase> {};
+
+TEST_P(TreezorOAuthClientEncodingTest, ClientCredentialsGrantYieldsAToken) {
+  auto client = Client(Tenant(GetParam().request_encoding));
+  const FetchResult result = client->Fetch(Request());
+
+  ASSERT_OK(result.token);
+  EXPECT_EQ(result.token->access_token, treezor_->last_access_token());
+  EXPECT_EQ(result.token->token_type, "Bearer");
+  EXPECT_EQ(result.token->obtained_at, clock_.Now());
+  EXPECT_EQ(result.token->expires_at, clock_.Now() + absl::Hours(1));
+  EXPECT_EQ(result.token->refresh_token, "");
+  EXPECT_FALSE(result.retry_after.has_value());
+
+  const ReceivedRequest received = LastReceived();
+  EXPECT_EQ(received.content_type, GetParam().content_type);
+  EXPECT_EQ(received.grant_type, "client_credentials");
+  EXPECT_EQ(received.client_cert_cn, "acme");
+  EXPECT_EQ(received.params,
+            (std::map<std::string, std::string>{
+                {"grant_type", "client_credentials"},
+                {"client_id", "1234"},
+                {"client_secret", kSecret},
+                {"scope", "admin read_all"}}));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllEncodings, TreezorOAuthClientEncodingTest,
+    ::testing::Values(
+        EncodingCase{"DefaultIsForm", "", "application/x-www-form-urlencoded"},
+        EncodingCase{"Form", "form", "application/x-www-form-urlencoded"},
+        EncodingCase{"Multipart", "multipart", "multipart/form-data"},
+        EncodingCase{"Json", "json", "application/json"}),
+    [](const ::testing::TestParamInfo<EncodingCase>& info) {
+      return info.param.name;
+    });
+
+TEST_F(TreezorOAuthClientTest, NoScopeParameterWhenNoScopesAreAsked) {
+  auto client = Client(Tenant());
+  ASSERT_OK(client->Fetch({.tenant = "acme"}).token);
+  EXPECT_FALSE(LastReceived().params.contains("scope"));
+}
+
+TEST_F(TreezorOAuthClientTest, JwtExpEarlierThanExpiresInShortensTheToken) {
+  treezor_->SetJwtExpOffset(-absl::Minutes(10));
+  auto client = Client(Tenant());
+  const FetchResult result = client->Fetch(Request());
+  ASSERT_OK(result.token);
+  EXPECT_EQ(result.token->expires_at, clock_.Now() + absl::Minutes(50));
+}
+
+TEST_F(TreezorOAuthClientTest, ReusesTheConnectionToTreezor) {
+  StartTreezor([](FakeTreezor::Options& o) { o.keep_alive = true; });
+  LogCapture logs;
+  auto client = Client(Tenant());
+  ASSERT_OK(client->Fetch(Request()).token);
+  ASSERT_OK(client->Fetch(Request()).token);
+
+  const std::vector<std::string> lines = logs.lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[0], HasSubstr(R"("new_connections":"1")"));
+  EXPECT_THAT(lines[1], HasSubstr(R"("new_connections":"0")"));
+}
+
+TEST_F(TreezorOAuthClientTest, LogsOneLinePerRequestNamingTheTokenByFingerprint) {
+  LogCapture logs;
+  auto client = Client(Tenant());
+  const FetchResult result = client->Fetch(Request());
+  ASSERT_OK(result.token);
+
+  const std::vector<std::string> lines = logs.lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0],
+              AllOf(HasSubstr(R"("tenant":"acme")"),
+                    HasSubstr(R"("grant_type":"client_credentials")"),
+                    HasSubstr(R"("outcome":"ok")"),
+                    HasSubstr(R"("http_status":"200")"),
+                    HasSubstr(R"("duration_ms":)"),
+                    HasSubstr(absl::StrCat(
+                        R"("token_fp":")",
+                        TokenFingerprint(result.token->access_token), R"(")")),
+                    Not(HasSubstr(result.token->access_token)),
+                    Not(HasSubstr(kSecret))));
+}
+
+// --- Mutual TLS ------------------------------------------------------------
+
+TEST_F(TreezorOAuthClientTest, NoClientCertificateIsATlsError) {
+  v1::Tenant tenant = Tenant();
+  tenant.mutable_upstream_tls()->clear_cert_file();
+  tenant.mutable_upstream_tls()->clear_key_file();
+  auto client = Client(tenant);
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kUnavailable,
+                       StartsWith("tenant acme: TLS error")));
+}
+
+TEST_F(TreezorOAuthClientTest, ClientCertificateFromAnotherCaIsATlsError) {
+  ASSERT_OK_AND_ASSIGN(CertPaths stranger,
+                       other_ca_->Issue("acme", {.common_name = "acme"}));
+  v1::Tenant tenant = Tenant();
+  tenant.mutable_upstream_tls()->set_cert_file(stranger.cert_file);
+  tenant.mutable_upstream_tls()->set_key_file(stranger.key_file);
+  auto client = Client(tenant);
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kUnavailable,
+                       StartsWith("tenant acme: TLS error")));
+}
+
+TEST_F(TreezorOAuthClientTest, UntrustedServerCertificateIsATlsError) {
+  v1::Tenant tenant = Tenant();
+  tenant.mutable_upstream_tls()->set_ca_file(other_ca_->ca_cert_file());
+  auto client = Client(tenant);
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kUnavailable,
+                       StartsWith("tenant acme: TLS error")));
+  EXPECT_EQ(treezor_->token_count(), 0);
+}
+
+// --- Retryable failures ----------------------------------------------------
+
+TEST_F(TreezorOAuthClientTest, ServerErrorIsUnavailableNamingTheStatus) {
+  treezor_->PushFault(FakeTreezor::Fault::Status(503));
+  auto client = Client(Tenant());
+  const FetchResult result = client->Fetch(Request());
+  EXPECT_THAT(result.token, StatusIs(absl::StatusCode::kUnavailable,
+                                     StartsWith("tenant acme: HTTP 503")));
+  EXPECT_FALSE(result.retry_after.has_value());
+  EXPECT_FALSE(result.refresh_token_rejected);
+}
+
+TEST_F(TreezorOAuthClientTest, TooManyRequestsCarriesRetryAfter) {
+  treezor_->PushFault(FakeTreezor::Fault::TooManyRequests(7));
+  auto client = Client(Tenant());
+  const FetchResult result = client->Fetch(Request());
+  EXPECT_THAT(result.token, StatusIs(absl::StatusCode::kUnavailable,
+                                     StartsWith("tenant acme: HTTP 429")));
+  EXPECT_THAT(result.retry_after, Optional(absl::Seconds(7)));
+}
+
+TEST_F(TreezorOAuthClientTest, UnusableSuccessfulAnswersAreUnavailable) {
+  auto client = Client(Tenant());
+  for (const auto& [fault, reason] :
+       std::vector<std::pair<FakeTreezor::Fault::Kind, std::string>>{
+           {FakeTreezor::Fault::kGarbage, "body is not a JSON object"},
+           {FakeTreezor::Fault::kEmpty200, "empty body"},
+           {FakeTreezor::Fault::kBadTokenType, "is not Bearer"},
+           {FakeTreezor::Fault::kZeroExpiresIn,
+            "expires_in missing or not positive"}}) {
+    treezor_->PushFault(FakeTreezor::Fault::Of(fault));
+    EXPECT_THAT(
+        client->Fetch(Request()).token,
+        StatusIs(absl::StatusCode::kUnavailable,
+                 AllOf(StartsWith("tenant acme: unparsable token response: "),
+                       HasSubstr(reason))));
+  }
+}
+
+TEST_F(TreezorOAuthClientTest, DroppedConnectionIsANetworkError) {
+  treezor_->PushFault(FakeTreezor::Fault::Of(FakeTreezor::Fault::kDropConnection));
+  auto client = Client(Tenant());
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kUnavailable,
+                       StartsWith("tenant acme: network error")));
+}
+
+TEST_F(TreezorOAuthClientTest, HangingTreezorIsATimeout) {
+  treezor_->PushFault(FakeTreezor::Fault::Hang());
+  auto client = Client(Tenant(), /*request_timeout=*/absl::Milliseconds(300));
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kUnavailable,
+                       StartsWith("tenant acme: timeout")));
+  treezor_->ReleaseHangs();
+}
+
+TEST_F(TreezorOAuthClientTest, NobodyListeningIsAConnectError) {
+  v1::Tenant tenant = Tenant();
+  treezor_->Stop();
+  auto client = Client(tenant);
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kUnavailable,
+                       StartsWith("tenant acme: connect error")));
+}
+
+// --- Refused credentials ---------------------------------------------------
+
+TEST_F(TreezorOAuthClientTest, RefusedCredentialsAreFailedPreconditionWithoutSecret) {
+  const std::string wrong_secret = "this-is-not-the-secret";
+  WriteFile(secret_file(), wrong_secret);
+  LogCapture logs;
+  auto client = Client(Tenant());
+  const FetchResult result = client->Fetch(Request());
+  EXPECT_THAT(
+      result.token,
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               AllOf(StartsWith("tenant acme: Treezor refused the credentials: "
+                                "invalid_client"),
+                     Not(HasSubstr(wrong_secret)), Not(HasSubstr(kSecret)))));
+  EXPECT_FALSE(result.refresh_token_rejected);
+  EXPECT_THAT(logs.all(), AllOf(HasSubstr("FAILED_PRECONDITION"),
+                                Not(HasSubstr(wrong_secret))));
+}
+
+TEST_F(TreezorOAuthClientTest, TreezorErrorShapeIsARefusal) {
+  treezor_->PushFault(
+      FakeTreezor::Fault::Of(FakeTreezor::Fault::kTreezorErrorShape));
+  auto client = Client(Tenant());
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       StartsWith("tenant acme: Treezor refused the "
+                                  "credentials: invalid_request")));
+}
+
+TEST_F(TreezorOAuthClientTest, RotatedSecretFileIsUsedByTheNextFetch) {
+  auto client = Client(Tenant());
+  ASSERT_OK(client->Fetch(Request()).token);
+
+  treezor_->SetClientSecret("rotated-secret");
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("invalid_client")));
+
+  WriteFile(secret_file(), "rotated-secret\n");
+  ASSERT_OK(client->Fetch(Request()).token);
+  EXPECT_EQ(LastReceived().params.at("client_secret"), "rotated-secret");
+}
+
+TEST_F(TreezorOAuthClientTest, SecretMayComeFromAnEnvironmentVariable) {
+  ASSERT_EQ(setenv("TZB_TEST_CLIENT_SECRET", kSecret, 1), 0);
+  v1::Tenant tenant = Tenant();
+  tenant.clear_client_secret_file();
+  tenant.set_client_secret_env("TZB_TEST_CLIENT_SECRET");
+  auto client = Client(tenant);
+  EXPECT_OK(client->Fetch(Request()).token);
+  unsetenv("TZB_TEST_CLIENT_SECRET");
+}
+
+TEST_F(TreezorOAuthClientTest, MissingSecretIsFailedPreconditionNamingTheSource) {
+  v1::Tenant from_file = Tenant();
+  from_file.set_client_secret_file(dir_.File("no-such-secret"));
+  EXPECT_THAT(Client(from_file)->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(StartsWith("tenant acme: cannot read "
+                                        "client_secret_file"),
+                             HasSubstr(dir_.File("no-such-secret")))));
+
+  WriteFile(secret_file(), " \n");
+  EXPECT_THAT(Client(Tenant())->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("is empty")));
+
+  v1::Tenant from_env = Tenant();
+  from_env.clear_client_secret_file();
+  from_env.set_client_secret_env("TZB_TEST_UNSET_VARIABLE");
+  EXPECT_THAT(Client(from_env)->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("TZB_TEST_UNSET_VARIABLE")));
+  EXPECT_EQ(treezor_->request_count(), 0);
+}
+
+// --- Password grant and refresh tokens -------------------------------------
+
+TEST_F(TreezorOAuthClientTest, PasswordGrantSendsUserCredentialsAndGetsARefreshToken) {
+  auto client = Client(PasswordTenant());
+  const FetchResult result = client->Fetch(Request());
+  ASSERT_OK(result.token);
+  EXPECT_EQ(result.token->refresh_token, treezor_->last_refresh_token());
+  EXPECT_NE(result.token->refresh_token, "");
+
+  const ReceivedRequest received = LastReceived();
+  EXPECT_EQ(received.grant_type, "password");
+  EXPECT_EQ(received.params.at("username"), kUsername);
+  EXPECT_EQ(received.params.at("password"), kPassword);
+  EXPECT_EQ(received.params.at("client_secret"), kSecret);
+}
+
+TEST_F(TreezorOAuthClientTest, RefreshTokenGrantRotatesTheRefreshToken) {
+  auto client = Client(PasswordTenant());
+  const FetchResult first = client->Fetch(Request());
+  ASSERT_OK(first.token);
+
+  const FetchResult second = client->Fetch(Request(first.token->refresh_token));
+  ASSERT_OK(second.token);
+  EXPECT_NE(second.token->refresh_token, "");
+  EXPECT_NE(second.token->refresh_token, first.token->refresh_token);
+  EXPECT_NE(second.token->access_token, first.token->access_token);
+
+  const ReceivedRequest received = LastReceived();
+  EXPECT_EQ(received.grant_type, "refresh_token");
+  EXPECT_EQ(received.params.at("refresh_token"), first.token->refresh_token);
+  EXPECT_FALSE(received.params.contains("client_secret"));
+  EXPECT_FALSE(received.params.contains("password"));
+}
+
+TEST_F(TreezorOAuthClientTest, ReusedRefreshTokenIsRejected) {
+  auto client = Client(PasswordTenant());
+  const FetchResult first = client->Fetch(Request());
+  ASSERT_OK(first.token);
+  const std::string used = first.token->refresh_token;
+  ASSERT_OK(client->Fetch(Request(used)).token);
+
+  const FetchResult again = client->Fetch(Request(used));
+  EXPECT_THAT(again.token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(StartsWith("tenant acme: Treezor refused the "
+                                        "refresh token: invalid_grant"),
+                             Not(HasSubstr(used)))));
+  EXPECT_TRUE(again.refresh_token_rejected);
+}
+
+TEST_F(TreezorOAuthClientTest, InvalidatedRefreshChainIsRejected) {
+  auto client = Client(PasswordTenant());
+  const FetchResult first = client->Fetch(Request());
+  ASSERT_OK(first.token);
+  treezor_->InvalidateRefreshTokens();
+  const FetchResult refreshed =
+      client->Fetch(Request(first.token->refresh_token));
+  EXPECT_THAT(refreshed.token, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                        HasSubstr("invalid_grant")));
+  EXPECT_TRUE(refreshed.refresh_token_rejected);
+}
+
+TEST_F(TreezorOAuthClientTest, InvalidClientOnRefreshDoesNotRejectTheChain) {
+  treezor_->PushFault(FakeTreezor::Fault::Of(FakeTreezor::Fault::kInvalidClient));
+  auto client = Client(PasswordTenant());
+  const FetchResult result = client->Fetch(Request("some-refresh-token"));
+  EXPECT_THAT(result.token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       StartsWith("tenant acme: Treezor refused the "
+                                  "credentials: invalid_client")));
+  EXPECT_FALSE(result.refresh_token_rejected);
+}
+
+// --- Retry-After ------------------------------------------------------------
+
+TEST(ParseRetryAfter, AcceptsDeltaSeconds) {
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  EXPECT_THAT(internal::ParseRetryAfter("120", now),
+              Optional(absl::Seconds(120)));
+  EXPECT_THAT(internal::ParseRetryAfter(" 0 ", now),
+              Optional(absl::ZeroDuration()));
+}
+
+TEST(ParseRetryAfter, AcceptsAnHttpDateAsTheDelayFromNow) {
+  const absl::Time when = absl::FromUnixSeconds(1'800'000'000);
+  const std::string date =
+      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", when, absl::UTCTimeZone());
+  EXPECT_THAT(internal::ParseRetryAfter(date, when - absl::Seconds(90)),
+              Optional(absl::Seconds(90)));
+  EXPECT_THAT(internal::ParseRetryAfter(date, when + absl::Hours(1)),
+              Optional(absl::ZeroDuration()));
+}
+
+TEST(ParseRetryAfter, IgnoresAnythingElse) {
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  for (const char* value : {"", "-5", "soon", "12abc"}) {
+    EXPECT_EQ(internal::ParseRetryAfter(value, now), std::nullopt) << value;
+  }
+}
+
+// --- Tenants ---------------------------------------------------------------
+
+TEST_F(TreezorOAuthClientTest, UnknownTenantIsNotFound) {
+  auto client = Client(Tenant());
+  EXPECT_THAT(client->Fetch({.tenant = "globex"}).token,
+              StatusIs(absl::StatusCode::kNotFound,
+                       StartsWith("tenant globex: ")));
+  EXPECT_EQ(treezor_->request_count(), 0);
+}
+
+TEST_F(TreezorOAuthClientTest, UpdateTenantsAddsAndRemovesTenants) {
+  auto client = Client(Tenant());
+  v1::Tenant globex = Tenant();
+  globex.set_name("globex");
+  client->UpdateTenants({globex});
+
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("acme")));
+  EXPECT_OK(client->Fetch({.tenant = "globex"}).token);
+}
+
+TEST_F(TreezorOAuthClientTest, PlainHttpBaseUrlIsRefused) {
+  v1::Tenant tenant = Tenant();
+  tenant.set_base_url(absl::StrCat("http://localhost:", treezor_->port()));
+  EXPECT_THAT(Client(tenant)->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("https")));
+  EXPECT_EQ(treezor_->request_count(), 0);
+}
+
+}  // namespace
+}  // namespace treezor::broker
