@@ -74,7 +74,18 @@ int main(int argc, char** argv) {
       "Treezor token broker.\n"
       "  treezor-token-broker --config FILE\n"
       "  treezor-token-broker --check-config FILE");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  // The documented spelling is --check-config; absl flag names cannot hold
+  // '-', so accept both spellings.
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::string& a : args) {
+    if (a == "--check-config" || a.rfind("--check-config=", 0) == 0) {
+      a.replace(0, 14, "--check_config");
+    }
+  }
+  std::vector<char*> argv2;
+  for (std::string& a : args) argv2.push_back(a.data());
+  std::vector<char*> rest =
+      absl::ParseCommandLine(static_cast<int>(argv2.size()), argv2.data());
   if (rest.size() > 1) {
     std::fprintf(stderr, "unexpected argument: %s (see --help)\n", rest[1]);
     return 2;

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end test of the real binaries, driven by a gRPC client nobody here
+# wrote: `buf curl` (through server reflection only — no proto files), the
+# same calls the README's "Debugging with grpcurl" section gives. Also checks
+# the process contract: --check-config exit codes, a port in use is fatal,
+# SIGTERM exits 0, and no secret or token reaches the logs.
+#
+# Usage: broker_process_test.sh BROKER_BINARY SIMULATOR_BINARY
+set -euo pipefail
+broker_bin=$1
+simulator_bin=$2
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+buf=(npx -y @bufbuild/buf@1.75.0)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Waits for a process-level condition: bounded polling is the only way to
+# see another process become ready.
+wait_for() {  # description command...
+  local what=$1; shift
+  for _ in $(seq 1 100); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  fail "timed out waiting for $what"
+}
+
+"$root/scripts/dev-certs.sh" "$work/certs" >/dev/null
+c=$work/certs
+secret="process-test-secret-$RANDOM$RANDOM"
+printf '%s\n' "$secret" >"$work/secret"
+port=$(free_port); health_port=$(free_port); treezor_port=$(free_port)
+
+cat >"$work/broker.json" <<JSON
+{
+  "listenAddress": "127.0.0.1:$port",
+  "healthListenAddress": "127.0.0.1:$health_port",
+  "serverTls": {"certFile": "$c/broker.crt", "keyFile": "$c/broker.key",
+                "clientCaFile": "$c/internal-ca.crt"},
+  "tenants": [{
+    "name": "demo", "baseUrl": "https://localhost:$treezor_port", "clientId": "1234",
+    "clientSecretFile": "$work/secret", "defaultScopes": ["read_write"],
+    "upstreamTls": {"caFile": "$c/treezor-ca.crt", "certFile": "$c/broker-to-treezor.crt",
+                    "keyFile": "$c/broker-to-treezor.key"}
+  }],
+  "callers": [{"identity": "spiffe://demo/cli", "tenants": ["demo"]}],
+  "shutdownGracePeriod": "3s"
+}
+JSON
+
+# --check-config: 0 for a good file, non-zero naming the field for a bad one.
+"$broker_bin" --check-config "$work/broker.json" >/dev/null || fail "--check-config rejected a valid config"
+sed 's/"clientId"/"clientIdd"/' "$work/broker.json" >"$work/bad.json"
+if "$broker_bin" --check-config "$work/bad.json" 2>"$work/bad.err"; then fail "--check-config accepted an unknown field"; fi
+grep -q 'tenants\[0\]' "$work/bad.err" || fail "--check-config error does not name the field: $(cat "$work/bad.err")"
+grep -q 'clientIdd' "$work/bad.err" || fail "--check-config error does not name the field: $(cat "$work/bad.err")"
+pass "--check-config"
+
+"$simulator_bin" --listen_port "$treezor_port" --cert "$c/treezor-simulator.crt" \
+  --key "$c/treezor-simulator.key" --client_ca "$c/treezor-ca.crt" \
+  --client_id 1234 --client_secret_file "$work/secret" 2>"$work/simulator.log" &
+pids+=($!)
+"$broker_bin" --config "$work/broker.json" 2>"$work/broker.log" &
+broker_pid=$!
+pids+=($broker_pid)
+
+tls=(--protocol grpc --cacert "$c/internal-ca.crt" --cert "$c/demo-client.crt" --key "$c/demo-client.key")
+url=https://localhost:$port
+wait_for "the broker's health port" "${buf[@]}" curl --protocol grpc --http2-prior-knowledge \
+  "http://127.0.0.1:$health_port/grpc.health.v1.Health/Check"
+
+# README: list services (reflection).
+services=$("${buf[@]}" curl "${tls[@]}" --list-services "$url")
+for s in treezor.broker.v1.TokenService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
+  grep -qx "$s" <<<"$services" || fail "reflection does not list $s: $services"
+done
+pass "list services via reflection"
+
+# README: describe TokenService (its methods).
+methods=$("${buf[@]}" curl "${tls[@]}" --list-methods "$url")
+grep -q "treezor.broker.v1.TokenService/GetToken" <<<"$methods" || fail "GetToken not described: $methods"
+grep -q "treezor.broker.v1.TokenService/WatchToken" <<<"$methods" || fail "WatchToken not described: $methods"
+pass "describe TokenService"
+
+# README: GetToken.
+answer=$("${buf[@]}" curl "${tls[@]}" -d '{"tenant":"demo","scopes":["read_all","admin"]}' \
+  "$url/treezor.broker.v1.TokenService/GetToken")
+grep -q '"tokenType": "Bearer"' <<<"$answer" || fail "GetToken answer: $answer"
+grep -q '"accessToken": "eyJ' <<<"$answer" || fail "GetToken answer has no JWT: $answer"
+grep -q '"admin"' <<<"$answer" && grep -q '"read_all"' <<<"$answer" || fail "scopes missing: $answer"
+token=$(sed -n 's/.*"accessToken": "\([^"]*\)".*/\1/p' <<<"$answer")
+pass "GetToken"
+
+# README: health check, over mTLS and on the plaintext probe port.
+health=$("${buf[@]}" curl "${tls[@]}" "$url/grpc.health.v1.Health/Check")
+grep -q '"status": "SERVING"' <<<"$health" || fail "health over mTLS: $health"
+health=$("${buf[@]}" curl --protocol grpc --http2-prior-knowledge \
+  "http://127.0.0.1:$health_port/grpc.health.v1.Health/Check")
+grep -q '"status": "SERVING"' <<<"$health" || fail "plaintext health: $health"
+pass "health checks"
+
+# Errors surface as gRPC status codes.
+if out=$("${buf[@]}" curl "${tls[@]}" -d '{"tenant":"nope"}' \
+    "$url/treezor.broker.v1.TokenService/GetToken" 2>&1); then
+  fail "unknown tenant was answered: $out"
+fi
+grep -q 'permission_denied' <<<"$out" || fail "unknown tenant: $out"
+pass "unknown tenant is PERMISSION_DENIED"
+
+# A second broker on the same port must fail, not share the port.
+if "$broker_bin" --config "$work/broker.json" 2>"$work/second.log"; then
+  fail "a second broker started on a port in use"
+fi
+grep -q 'listenAddress' "$work/second.log" || fail "port conflict not explained: $(cat "$work/second.log")"
+pass "port in use is a start-up error"
+
+# SIGTERM: graceful stop, exit 0.
+kill -TERM "$broker_pid"
+status=0
+wait "$broker_pid" || status=$?
+[[ $status -eq 0 ]] || fail "broker exited $status on SIGTERM"
+grep -q '"msg":"broker stopped"' "$work/broker.log" || fail "no 'broker stopped' line"
+pass "SIGTERM exits 0"
+
+# No secret and no token in any log.
+for log in "$work/broker.log" "$work/second.log" "$work/simulator.log"; do
+  ! grep -q "$secret" "$log" || fail "client secret in $log"
+  ! grep -q "$token" "$log" || fail "token in $log"
+  ! grep -q 'eyJ' "$log" || fail "a JWT in $log"
+done
+grep -q '"msg":"audit"' "$work/broker.log" || fail "no audit lines"
+pass "logs hold no secret or token"
+echo "broker_process_test: all passed"
