@@ -112,11 +112,11 @@ void TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
                {"token_fp", entry->token->fingerprint}});
       entry->token = nullptr;
     }
-    const TokenPtr& token = entry->token;
+    const CachedToken* token = entry->token.get();
     if (token != nullptr && now < UsableUntil(options_.renewal, token->token) &&
         token->token.expires_at - now >= options.min_ttl) {
       if (entry->consecutive_failures > 0) ++entry->served_while_failing;
-      answer = token;
+      answer = entry->token;
       answered = true;
     } else if (token != nullptr && options.min_ttl > token->token.lifetime()) {
       answer = OutOfRange(options.min_ttl, token->token.lifetime());
@@ -390,7 +390,8 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
               {{"tenant", entry->key.tenant},
                {"scopes", ScopesForLog(entry->key)},
                {"token_fp", cached->fingerprint},
-               {"expires_at", absl::FormatTime(cached->token.expires_at)},
+               {"expires_at", absl::FormatTime(absl::RFC3339_sec, cached->token.expires_at,
+                                             absl::UTCTimeZone())},
                {"version", cached->version}});
     } else {
       error = result.token.status();

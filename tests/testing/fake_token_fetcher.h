@@ -79,12 +79,17 @@ class FakeTokenFetcher final : public TokenFetcher {
   // Waits until `n` Fetch calls have started (true) or `timeout` passed.
   bool WaitForCalls(int n, absl::Duration timeout = absl::Seconds(10))
       ABSL_LOCKS_EXCLUDED(mu_) {
-    return WaitUntil([&] { return static_cast<int>(requests_.size()) >= n; },
-                     timeout);
+    return WaitUntil(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return static_cast<int>(requests_.size()) >= n;
+        },
+        timeout);
   }
   bool WaitForInFlight(int n, absl::Duration timeout = absl::Seconds(10))
       ABSL_LOCKS_EXCLUDED(mu_) {
-    return WaitUntil([&] { return in_flight_ >= n; }, timeout);
+    return WaitUntil(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ >= n; },
+        timeout);
   }
 
   int calls() const ABSL_LOCKS_EXCLUDED(mu_) {
