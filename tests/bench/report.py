@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""Checks the benchmark results against issue 5's targets and writes RESULTS.md.
+
+    report.py --dir tests/bench/results --mode full|smoke
+
+Reads what run_all.sh left in --dir (machine.json, load.json, stampede.json,
+scale.json, client_benchmark.json), prints one PASS/MISS/FAIL line per
+target and writes RESULTS.md beside them. Exit status 1 when a functional
+target FAILs; performance targets are PASS or MISS and never fail (see
+run_all.sh). Standard library only.
+"""
+import argparse
+import json
+import os
+import sys
+
+RSS_LIMIT_MB = 150.0
+THROUGHPUT_RATIO_GOAL = 0.95
+P99_HALF_PEAK_GOAL_US = 1000.0
+
+
+def load(directory, name):
+    path = os.path.join(directory, name)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class Targets:
+    def __init__(self):
+        self.rows = []  # (target, measured, goal, verdict)
+        self.failed = False
+
+    def functional(self, target, ok, measured, goal):
+        verdict = "PASS" if ok else "FAIL"
+        self.failed |= not ok
+        self.rows.append((target, measured, goal, verdict))
+
+    def performance(self, target, ok, measured, goal, note=""):
+        verdict = ("PASS" if ok else "MISS") + (f" ({note})" if note else "")
+        self.rows.append((target, measured, goal, verdict))
+
+
+def fmt(v, digits=0):
+    return f"{v:,.{digits}f}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--mode", choices=["full", "smoke"], default="full")
+    args = parser.parse_args()
+    d = args.dir
+    smoke = args.mode == "smoke"
+
+    machine = load(d, "machine.json") or {}
+    lg = load(d, "load.json")
+    st = load(d, "stampede.json")
+    sc = load(d, "scale.json")
+    cb = load(d, "client_benchmark.json")
+    t = Targets()
+
+    # --- Load: GetToken vs Check.
+    if lg is None:
+        t.functional("load generator ran", False, "no load.json", "results")
+    else:
+        errors = sum(l["get_token"]["errors"] + l["check"]["errors"]
+                     for l in lg["levels"])
+        if "paced" in lg:
+            errors += lg["paced"]["get_token"]["errors"] + lg["paced"]["check"]["errors"]
+        t.functional("load: every call succeeded", errors == 0,
+                     f"{errors} failed calls", "0")
+        peak = lg["peak"]
+        t.performance(
+            "cached GetToken throughput >= 0.95 x Health/Check (peak vs peak)",
+            peak["throughput_ratio"] >= THROUGHPUT_RATIO_GOAL,
+            f'{peak["throughput_ratio"]:.3f} ({fmt(peak["get_token_throughput"])}'
+            f' vs {fmt(peak["check_throughput"])} calls/s)',
+            ">= 0.95", "noisy; not enforced" if smoke else "")
+        if "paced" in lg:
+            p = lg["paced"]
+            p99 = p["get_token"]["p99_us"]
+            t.performance(
+                "p99 GetToken <= 1 ms at half of peak throughput (open loop)",
+                p99 <= P99_HALF_PEAK_GOAL_US,
+                f'{p99:,.0f} µs at {fmt(p["rate"])} calls/s '
+                f'(Check: {p["check"]["p99_us"]:,.0f} µs)',
+                "<= 1000 µs", "noisy; not enforced" if smoke else "")
+
+    # --- Stampede.
+    if st is None:
+        t.functional("stampede: exactly 1 upstream request", False,
+                     "no stampede.json", "1")
+    else:
+        ups = [r["upstream_requests"] for r in st["rounds"]]
+        toks = [r["distinct_tokens"] for r in st["rounds"]]
+        fails = sum(r["failures"] for r in st["rounds"])
+        ok = all(u == 1 for u in ups) and all(k == 1 for k in toks) and fails == 0
+        t.functional(
+            f'stampede: {st["callers"]} cold callers -> exactly 1 upstream request',
+            ok, f"upstream per round {ups}, tokens per round {toks}, "
+                f"{fails} failed callers", "1 per round")
+
+    # --- Scale.
+    if sc is None:
+        t.functional("scale benchmark ran", False, "no scale.json", "results")
+    else:
+        n = sc["tenants"]
+        t.functional(f"scale: all {n} tenants warmed up, broker ran to the end",
+                     sc["warmed"] and not sc["broker_exited_early"],
+                     f'{sc["warmed_tenants"]} tenants in {sc["warmup_s"]:.1f} s',
+                     "all")
+        t.functional("steady state: zero duplicate or failed upstream requests",
+                     sc["duplicates"] == 0 and sc["failed"] == 0,
+                     f'{sc["duplicates"]} duplicates, {sc["failed"]} failed',
+                     "0")
+        ratio = sc["renewal_rate_ratio"]
+        t.performance(
+            "steady state: upstream requests = renewals (1 per entry per period)",
+            0.9 <= ratio <= 1.1 and sc["late"] == 0,
+            f'rate/theory {ratio:.3f}, {sc["late"]} late renewals',
+            "0.9..1.1, 0 late")
+        t.functional("upstream in-flight bound never exceeded",
+                     sc["max_in_flight"] <= sc["max_concurrent_requests"],
+                     f'max {sc["max_in_flight"]}',
+                     f'<= {sc["max_concurrent_requests"]}')
+        t.performance(f"peak RSS <= 150 MB at {n} tenants",
+                      sc["peak_rss_mb"] <= RSS_LIMIT_MB,
+                      f'{sc["peak_rss_mb"]:.1f} MB', "<= 150 MB",
+                      "smoke: 10 000 tenants only in the full run" if smoke else "")
+
+    # --- Console.
+    width = max(len(r[0]) for r in t.rows)
+    for target, measured, goal, verdict in t.rows:
+        print(f"{verdict.split(' ')[0]:4}  {target:<{width}}  {measured}")
+
+    # --- RESULTS.md.
+    md = []
+    md.append("# Benchmark results\n")
+    md.append(f'Mode: **{args.mode}**. Machine: {machine.get("nproc", "?")} cores '
+              f'({machine.get("cpu", "?")}), {machine.get("memory_mb", "?")} MB, '
+              f'Linux {machine.get("kernel", "?")}, load average at start '
+              f'{machine.get("loadavg_at_start", "?")}; {machine.get("date", "?")}, '
+              f'commit {machine.get("commit", "?")}. Shared with other work: '
+              "absolute numbers are noisy, ratios less so.\n")
+    md.append("Produced by `tests/bench/run_all.sh`"
+              + (" --smoke" if smoke else "") + "; see `tests/bench/README.md`.\n")
+    md.append("## Targets\n")
+    md.append("| target | measured | goal | result |")
+    md.append("|---|---|---|---|")
+    for target, measured, goal, verdict in t.rows:
+        md.append(f"| {target} | {measured} | {goal} | {verdict} |")
+    md.append("")
+
+    if lg is not None:
+        md.append("## Cached GetToken vs grpc.health.v1.Health/Check\n")
+        md.append(f'Closed loop, {lg["channels"]} connections, {lg["rounds"]} '
+                  f'alternating rounds of {lg["round_seconds"]:g} s per workload '
+                  "and level; latency in µs; server CPU = the broker's utime+stime "
+                  "per call.\n")
+        md.append("| in flight | GetToken calls/s | Check calls/s | ratio | "
+                  "GetToken p50 / p90 / p99 / p99.9 | Check p50 / p90 / p99 / p99.9 | "
+                  "p99 ratio | server CPU µs/call G / C |")
+        md.append("|---:|---:|---:|---:|---|---|---:|---|")
+        for l in lg["levels"]:
+            g, c = l["get_token"], l["check"]
+            pct = lambda s: (f'{s["p50_us"]:.0f} / {s["p90_us"]:.0f} / '
+                             f'{s["p99_us"]:.0f} / {s["p999_us"]:.0f}')
+            cpu = (f'{l["get_token_server_cpu_us"]:.1f} / {l["check_server_cpu_us"]:.1f}'
+                   if l["get_token_server_cpu_us"] >= 0 else "-")
+            md.append(f'| {l["concurrency"]} | {fmt(g["throughput"])} | '
+                      f'{fmt(c["throughput"])} | {l["throughput_ratio"]:.3f} | '
+                      f'{pct(g)} | {pct(c)} | {l["p99_ratio"]:.3f} | {cpu} |')
+        peak = lg["peak"]
+        md.append("")
+        md.append(f'Peak: GetToken {fmt(peak["get_token_throughput"])}/s at '
+                  f'{peak["get_token_concurrency"]} in flight, Check '
+                  f'{fmt(peak["check_throughput"])}/s at {peak["check_concurrency"]}; '
+                  f'**throughput ratio {peak["throughput_ratio"]:.3f}**, p99 ratio at '
+                  f'GetToken\'s peak level **{peak["p99_ratio"]:.3f}** '
+                  f'({peak["get_token_p99_us"]:.0f} vs {peak["check_p99_us"]:.0f} µs).\n')
+        if "paced" in lg:
+            p = lg["paced"]
+            md.append(f'Open loop at {fmt(p["rate"])} calls/s '
+                      f'({p["fraction"] * 100:.0f} % of GetToken\'s peak), latency '
+                      "from when each call was due (µs):\n")
+            md.append("| workload | calls/s | p50 | p90 | p99 | p99.9 | max | "
+                      "server CPU µs/call |")
+            md.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+            for name, key in (("GetToken", "get_token"), ("Check", "check")):
+                s = p[key]
+                md.append(f'| {name} | {fmt(s["throughput"])} | {s["p50_us"]:.0f} | '
+                          f'{s["p90_us"]:.0f} | {s["p99_us"]:.0f} | {s["p999_us"]:.0f} | '
+                          f'{s["max_us"]:.0f} | {p[key + "_server_cpu_us"]:.1f} |')
+            md.append(f'\nCalls skipped for too many outstanding: {p["skipped"]}.\n')
+        md.append("![latency and throughput vs concurrency](latency.png)\n")
+
+    if st is not None:
+        md.append("## Stampede\n")
+        md.append(f'{st["callers"]} concurrent callers on one cold entry over '
+                  f'{st["channels"]} connections (real broker, Treezor double, '
+                  "real time). *race*: calls started as fast as one thread can; "
+                  "*gated*: the one fetch is held until every call has reached "
+                  "the broker, time measured from its release.\n")
+        md.append("| round | upstream requests | distinct tokens | failed | "
+                  "start spread ms | all answered ms | p50 ms | p99 ms |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in st["rounds"]:
+            md.append(f'| {r["kind"]} | {r["upstream_requests"]} | '
+                      f'{r["distinct_tokens"]} | {r["failures"]} | '
+                      f'{r["start_spread_ms"]:.1f} | {r["all_done_ms"]:.1f} | '
+                      f'{r["latency"]["p50_us"] / 1000:.1f} | '
+                      f'{r["latency"]["p99_us"] / 1000:.1f} |')
+        md.append("")
+
+    if sc is not None:
+        md.append("## Scale\n")
+        md.append(f'The broker binary (own process) with **{sc["tenants"]} tenants**, '
+                  f'token lifetime {sc["token_lifetime_s"]:g} s (renewal period '
+                  f'{sc["renewal_period_s"]:g} s), upstream bound '
+                  f'{sc["max_concurrent_requests"]}, watched {sc["watch_s"]:g} s '
+                  "after warm-up.\n")
+        rows = [
+            ("warm-up (spawn → every tenant has a token)", f'{sc["warmup_s"]:.2f} s'),
+            ("peak RSS (VmHWM)", f'{sc["peak_rss_mb"]:.1f} MB'),
+            ("RSS after warm-up / at end",
+             f'{sc["rss_after_warmup_mb"]:.1f} / {sc["rss_at_end_mb"]:.1f} MB'),
+            ("broker threads", f'{sc["broker_threads"]}'),
+            ("broker CPU per warm-up fetch / per renewal",
+             f'{sc["cpu_per_warmup_fetch_ms"]:.2f} / {sc["cpu_per_renewal_ms"]:.2f} ms'),
+            ("renewals in the steady window / theory",
+             f'{sc["steady_renewals"]} / {sc["expected_renewals"]:.0f} '
+             f'({sc["steady_window_s"]:.0f} s)'),
+            ("renewal rate per entry / theory", f'{sc["renewal_rate_ratio"]:.3f}'),
+            ("renewal interval mean / sd (× lifetime)",
+             f'{sc["interval_mean_lifetimes"]:.4f} / {sc["interval_sd_lifetimes"]:.4f} '
+             "(jitter alone: sd 0.0408)"),
+            ("renewals per tenant in the window (min / max)",
+             f'{sc["renewals_per_tenant_min"]} / {sc["renewals_per_tenant_max"]}'),
+            ("duplicates / late / failed / never renewed",
+             f'{sc["duplicates"]} / {sc["late"]} / {sc["failed"]} / {sc["never_renewed"]}'),
+            ("upstream in flight, max (bound)",
+             f'{sc["max_in_flight"]} ({sc["max_concurrent_requests"]})'),
+            ("steady requests/s: theory / mean / max / max÷mean",
+             f'{sc["theory_rate_per_s"]:.1f} / {sc["steady_rate_mean"]:.1f} / '
+             f'{sc["steady_rate_max"]:.0f} / '
+             f'{(sc["steady_rate_max"] / sc["steady_rate_mean"]) if sc["steady_rate_mean"] else 0:.2f}'),
+            ("broker log warnings / errors",
+             f'{sc["log_warnings"]} / {sc["log_errors"]}'),
+        ]
+        md.append("| measure | value |")
+        md.append("|---|---|")
+        md.extend(f"| {k} | {v} |" for k, v in rows)
+        md.append("\n![upstream requests per second](renewals.png)\n")
+
+    md.append("## Client library: cache hit vs RPC\n")
+    if cb is None:
+        md.append("`client_benchmark` was not built or did not run.\n")
+    else:
+        md.append("Google Benchmark (`client_benchmark`), from the client library.\n")
+        md.append("| benchmark | real time | CPU time | iterations |")
+        md.append("|---|---:|---:|---:|")
+        for b in cb.get("benchmarks", []):
+            unit = b.get("time_unit", "ns")
+            md.append(f'| {b["name"]} | {b.get("real_time", 0):,.1f} {unit} | '
+                      f'{b.get("cpu_time", 0):,.1f} {unit} | {b.get("iterations", "")} |')
+        md.append("")
+
+    with open(os.path.join(d, "RESULTS.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print(f"\nwrote {os.path.join(d, 'RESULTS.md')}")
+    if t.failed:
+        print("FAIL: a functional target failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
