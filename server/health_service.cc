@@ -5,6 +5,10 @@ namespace treezor::broker {
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
+namespace {
+constexpr char kLiveness[] = "liveness";
+}  // namespace
+
 // Sends the current status, then every change, until the caller hangs up or
 // the service ends its watches. Writes are serialised: at most one in flight,
 // and only the latest status is kept while one is.
@@ -76,7 +80,8 @@ void HealthService::SetServing(bool serving) {
   MutexLock lock(&mu_);
   if (serving_ == serving) return;
   serving_ = serving;
-  for (WatchReactor* w : watchers_) {
+  for (const auto& [w, service] : watchers_) {
+    if (service == kLiveness) continue;
     w->Push(serving ? HealthCheckResponse::SERVING
                     : HealthCheckResponse::NOT_SERVING);
   }
@@ -90,7 +95,7 @@ bool HealthService::serving() const {
 void HealthService::EndWatches() {
   MutexLock lock(&mu_);
   ended_ = true;
-  for (WatchReactor* w : watchers_) w->End();
+  for (const auto& [w, service] : watchers_) w->End();
 }
 
 void HealthService::Unregister(WatchReactor* reactor) {
@@ -102,6 +107,11 @@ grpc::ServerUnaryReactor* HealthService::Check(
     grpc::CallbackServerContext* context, const HealthCheckRequest* request,
     HealthCheckResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->service() == kLiveness) {
+    response->set_status(HealthCheckResponse::SERVING);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
   if (!request->service().empty() && !services_.contains(request->service())) {
     reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
                                  "unknown service " + request->service()));
@@ -121,8 +131,11 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
     reactor->End();
     return reactor;
   }
-  watchers_.insert(reactor);
-  if (!request->service().empty() && !services_.contains(request->service())) {
+  watchers_.emplace(reactor, request->service());
+  if (request->service() == kLiveness) {
+    reactor->Push(HealthCheckResponse::SERVING);
+  } else if (!request->service().empty() &&
+             !services_.contains(request->service())) {
     reactor->Push(HealthCheckResponse::SERVICE_UNKNOWN);
   } else {
     reactor->Push(serving_ ? HealthCheckResponse::SERVING

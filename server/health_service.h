@@ -4,13 +4,18 @@
 // files. The same instance can be registered on several servers (the mTLS
 // port and the plaintext probe port).
 //
-// Service names: "" (the broker as a whole) and those given at construction.
-// Unknown names answer NOT_FOUND, as the health protocol specifies.
+// Service names: "" (the broker as a whole) and those given at construction
+// follow readiness (SetServing): SERVING once the broker can answer, NOT_SERVING
+// while warming up and while draining. "liveness" is SERVING as long as the
+// process runs, so a liveness probe never kills a pod for a slow Treezor or
+// during its drain. Unknown names answer NOT_FOUND, as the health protocol
+// specifies.
 //
 // Thread-safety: all methods are thread-safe.
 #ifndef TREEZOR_BROKER_SERVER_HEALTH_SERVICE_H_
 #define TREEZOR_BROKER_SERVER_HEALTH_SERVICE_H_
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -51,7 +56,8 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   mutable Mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
-  std::set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
+  // Each open Watch and the service it watches.
+  std::map<WatchReactor*, std::string> watchers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace treezor::broker

@@ -4,7 +4,8 @@
 //   treezor-token-broker --config /etc/treezor-token-broker/config.json
 //   treezor-token-broker --check-config config.json   # validate and exit
 //
-// Stops gracefully on SIGTERM or SIGINT (exit 0).
+// Stops gracefully on SIGTERM or SIGINT (exit 0). SIGHUP, a change of the
+// config file, or BrokerAdmin.ReloadConfig reloads the config.
 #include <signal.h>
 
 #include <cstdio>
@@ -44,6 +45,7 @@ int Run(const std::string& path) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path);
@@ -52,14 +54,21 @@ int Run(const std::string& path) {
              {{"config", path}, {"error", config.status().message()}});
     return 1;
   }
-  auto broker = BrokerServer::Start(*config);
+  BrokerServer::Options options;
+  options.config_path = path;
+  auto broker = BrokerServer::Start(*config, options);
   if (!broker.ok()) {
     LogError("cannot start", {{"config", path},
                               {"error", broker.status().ToString()}});
     return 1;
   }
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    LogInfo("SIGHUP received; reloading the config", {{"config", path}});
+    (*broker)->Reload();  // logs its outcome
+  }
   LogInfo("signal received; shutting down",
           {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*broker)->Shutdown();

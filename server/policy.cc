@@ -62,6 +62,39 @@ absl::StatusOr<Policy> Policy::Create(const v1::BrokerConfig& config) {
   return policy;
 }
 
+absl::StatusOr<ScopeSet> Policy::TenantScopes(
+    const TenantRules& rules, absl::string_view tenant,
+    absl::Span<const std::string> requested_scopes) {
+  for (size_t i = 0; i < requested_scopes.size(); ++i) {
+    if (absl::Status s =
+            ValidateScope(requested_scopes[i], absl::StrCat("scopes[", i, "]"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  ScopeSet scopes = requested_scopes.empty()
+                        ? rules.default_scopes
+                        : ScopeSet::FromList(requested_scopes);
+  for (const std::string& scope : scopes.scopes()) {
+    if (!rules.allowed_scopes.empty() && !rules.allowed_scopes.Contains(scope)) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "scope ", Echo(scope), " is not allowed on tenant ", Echo(tenant)));
+    }
+  }
+  return scopes;
+}
+
+absl::StatusOr<ScopeSet> Policy::ResolveScopes(
+    absl::string_view tenant,
+    absl::Span<const std::string> requested_scopes) const {
+  auto rules = tenants_.find(tenant);
+  if (rules == tenants_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("tenant ", Echo(tenant), " is not configured"));
+  }
+  return TenantScopes(rules->second, tenant, requested_scopes);
+}
+
 absl::StatusOr<ScopeSet> Policy::Authorize(
     absl::Span<const std::string> identities, absl::string_view tenant,
     absl::Span<const std::string> requested_scopes) const {
@@ -99,23 +132,10 @@ absl::StatusOr<ScopeSet> Policy::Authorize(
         absl::StrCat("caller may not get tokens for tenant ", Echo(tenant)));
   }
   const ScopeSet caller_allowed = ScopeSet::FromList(caller_scopes);
-
-  for (size_t i = 0; i < requested_scopes.size(); ++i) {
-    if (absl::Status s =
-            ValidateScope(requested_scopes[i], absl::StrCat("scopes[", i, "]"));
-        !s.ok()) {
-      return s;
-    }
-  }
-  const ScopeSet scopes = requested_scopes.empty()
-                              ? rules->second.default_scopes
-                              : ScopeSet::FromList(requested_scopes);
-  for (const std::string& scope : scopes.scopes()) {
-    if (!rules->second.allowed_scopes.empty() &&
-        !rules->second.allowed_scopes.Contains(scope)) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "scope ", Echo(scope), " is not allowed on tenant ", Echo(tenant)));
-    }
+  absl::StatusOr<ScopeSet> scopes =
+      TenantScopes(rules->second, tenant, requested_scopes);
+  if (!scopes.ok()) return scopes.status();
+  for (const std::string& scope : scopes->scopes()) {
     if (!any_scope && !caller_allowed.Contains(scope)) {
       return absl::PermissionDeniedError(
           absl::StrCat("caller may not request scope ", Echo(scope),

@@ -53,6 +53,13 @@ class Policy {
       absl::Span<const std::string> identities, absl::string_view tenant,
       absl::Span<const std::string> requested_scopes) const;
 
+  // The canonical scope set for `tenant` regardless of caller (admin use):
+  // defaults when empty, checked against the tenant's allowedScopes.
+  // NOT_FOUND for an unknown tenant (admins may know tenant names).
+  absl::StatusOr<ScopeSet> ResolveScopes(
+      absl::string_view tenant,
+      absl::Span<const std::string> requested_scopes) const;
+
   // True if any of `identities` is listed in `admins`.
   bool IsAdmin(absl::Span<const std::string> identities) const;
 
@@ -74,6 +81,10 @@ class Policy {
   using TenantGrants = absl::flat_hash_map<std::string, Grant>;
 
   Policy() = default;
+
+  static absl::StatusOr<ScopeSet> TenantScopes(
+      const TenantRules& rules, absl::string_view tenant,
+      absl::Span<const std::string> requested_scopes);
 
   std::vector<std::string> tenant_order_;
   absl::flat_hash_map<std::string, TenantRules> tenants_;

@@ -340,9 +340,12 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
   }
 
   const absl::Time started = options_.clock->Now();
+  in_flight_.fetch_add(1);
   FetchResult result = fetcher_->Fetch(request);
+  in_flight_.fetch_sub(1);
   const absl::Time now = options_.clock->Now();
-  const absl::Status fetch_status = result.token.status();
+  FetchReport report{result.token.status(), std::move(result.outcome),
+                     std::move(result.grant_type), now - started};
 
   std::vector<Waiter> waiters;
   std::vector<Callback> refresh_waiters;
@@ -431,7 +434,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
 
   // After the entry is settled, so an observer sees the outcome applied.
   if (observer_ != nullptr) {
-    observer_->OnFetchDone(entry->key, fetch_status, now - started);
+    observer_->OnFetchDone(entry->key, report);
   }
   for (Waiter& waiter : waiters) {
     if (fresh == nullptr) {
@@ -486,6 +489,14 @@ void TokenCache::RemoveTenant(const std::string& tenant) {
 }
 
 void TokenCache::RetryTenantNow(const std::string& tenant) {
+  FetchTenantNow(tenant, /*only_failing=*/true);
+}
+
+void TokenCache::RenewTenantNow(const std::string& tenant) {
+  FetchTenantNow(tenant, /*only_failing=*/false);
+}
+
+void TokenCache::FetchTenantNow(const std::string& tenant, bool only_failing) {
   std::vector<std::shared_ptr<Entry>> entries;
   {
     MutexLock lock(&entries_mu_);
@@ -495,7 +506,7 @@ void TokenCache::RetryTenantNow(const std::string& tenant) {
   }
   for (const auto& entry : entries) {
     MutexLock lock(&entry->mu);
-    if (entry->consecutive_failures == 0) continue;
+    if (only_failing && entry->consecutive_failures == 0) continue;
     entry->retry_not_before = absl::InfinitePast();
     StartFetchLocked(entry, /*urgent=*/false);
   }
@@ -518,6 +529,7 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
     const bool usable = entry->token != nullptr &&
                         now < UsableUntil(options_.renewal, entry->token->token);
     if (entry->token != nullptr) {
+      s.token_fingerprint = entry->token->fingerprint;
       s.expires_at = entry->token->token.expires_at;
       s.usable_until = UsableUntil(options_.renewal, entry->token->token);
     }

@@ -32,6 +32,7 @@
 #ifndef TREEZOR_BROKER_SERVER_TOKEN_CACHE_H_
 #define TREEZOR_BROKER_SERVER_TOKEN_CACHE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -92,6 +93,7 @@ struct EntrySnapshot {
   int64_t fetch_count = 0;
   int64_t served_while_failing = 0;
   int subscribers = 0;
+  std::string token_fingerprint;  // of the current token, if any
 };
 
 class TokenCache {
@@ -116,13 +118,21 @@ class TokenCache {
     std::string rejected_token_sha256;
   };
 
-  // Observers of cache activity (metrics). Called without locks held.
+  // One finished request to Treezor, as observers see it.
+  struct FetchReport {
+    absl::Status status;
+    std::string outcome;     // FetchResult::outcome
+    std::string grant_type;  // FetchResult::grant_type
+    absl::Duration latency;
+  };
+
+  // Observers of cache activity (metrics, readiness). Called without locks
+  // held; OnFetchDone after the entry has been updated.
   struct Observer {
     virtual ~Observer() = default;
     virtual void OnHit() {}
     virtual void OnMiss(bool joined_in_flight_fetch) {}
-    virtual void OnFetchDone(const CacheKey& key, const absl::Status& status,
-                             absl::Duration latency) {}
+    virtual void OnFetchDone(const CacheKey& key, const FetchReport& report) {}
     // An idle entry was dropped instead of renewed.
     virtual void OnEntryDropped(const CacheKey& key) {}
   };
@@ -174,7 +184,15 @@ class TokenCache {
   void RetryTenantNow(const std::string& tenant)
       ABSL_LOCKS_EXCLUDED(entries_mu_);
 
+  // Renews every entry of `tenant` now, failing or not (its settings
+  // changed). Callers keep getting the current token meanwhile.
+  void RenewTenantNow(const std::string& tenant)
+      ABSL_LOCKS_EXCLUDED(entries_mu_);
+
   std::vector<EntrySnapshot> Snapshot() const ABSL_LOCKS_EXCLUDED(entries_mu_);
+
+  // Requests to Treezor running right now.
+  int fetches_in_flight() const { return in_flight_.load(); }
 
   // Set before traffic starts; not owned.
   void SetObserver(Observer* observer) { observer_ = observer; }
@@ -243,6 +261,8 @@ class TokenCache {
   void RemoveEntry(const std::shared_ptr<Entry>& entry)
       ABSL_LOCKS_EXCLUDED(entries_mu_);
 
+  void FetchTenantNow(const std::string& tenant, bool only_failing)
+      ABSL_LOCKS_EXCLUDED(entries_mu_);
   double Random() ABSL_LOCKS_EXCLUDED(random_mu_);
   BackoffSettings backoff_settings() const;
 
@@ -276,6 +296,7 @@ class TokenCache {
   Mutex random_mu_;
   std::function<double()> random_unit_ ABSL_GUARDED_BY(random_mu_);
 
+  std::atomic<int> in_flight_{0};
   std::vector<std::thread> threads_;
 };
 

@@ -41,6 +41,14 @@ struct FetchResult {
   // True when `refresh_token` was sent and Treezor refused it (invalid_grant):
   // the caller should discard the chain and authenticate from scratch at once.
   bool refresh_token_rejected = false;
+  // For metrics, from a small fixed set: "ok", "connect", "tls", "timeout",
+  // "network", "http_429", "http_4xx", "http_5xx", "unparsable",
+  // "oauth_<RFC 6749 error code>" or "oauth_other", "config",
+  // "not_configured".
+  std::string outcome;
+  // The grant sent: "client_credentials", "password", "refresh_token"; empty
+  // if no request was sent.
+  std::string grant_type;
 };
 
 class TokenFetcher {

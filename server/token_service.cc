@@ -212,6 +212,11 @@ class TokenService::WatchReactor final
     Audit("WatchToken", identities_, key_.tenant, key_.scopes.ToOAuthString(),
           final_status_, nullptr, started_,
           {{"tokens_sent", tokens_sent_}});
+    if (service_->metrics_ != nullptr) {
+      service_->metrics_->RecordRpc(BrokerMetrics::Rpc::kWatchToken,
+                                    final_status_.code(),
+                                    absl::Now() - started_);
+    }
     service_->Unregister(this);
     delete this;
   }
@@ -257,8 +262,9 @@ class TokenService::WatchReactor final
 };
 
 TokenService::TokenService(TokenCache* cache,
-                           std::shared_ptr<const Policy> policy)
-    : cache_(cache), policy_(std::move(policy)) {}
+                           std::shared_ptr<const Policy> policy,
+                           BrokerMetrics* metrics)
+    : cache_(cache), metrics_(metrics), policy_(std::move(policy)) {}
 
 TokenService::~TokenService() { EndWatches(); }
 
@@ -298,9 +304,14 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   std::vector<std::string> identities = CallerIdentities(context);
   const std::string scopes_for_log = absl::StrJoin(request->scopes(), " ");
 
+  BrokerMetrics* const metrics = metrics_;
   auto fail = [&](const absl::Status& status) {
     Audit("GetToken", identities, request->tenant(), scopes_for_log, status,
           nullptr, started);
+    if (metrics != nullptr) {
+      metrics->RecordRpc(BrokerMetrics::Rpc::kGetToken, status.code(),
+                         absl::Now() - started);
+    }
     reactor->Finish(ToGrpcStatus(status));
     return reactor;
   };
@@ -320,11 +331,15 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   options.rejected_token_sha256 = request->rejected_token_sha256();
   cache_->GetAsync(
       key, options,
-      [reactor, response, key, identities = std::move(identities),
-       started](absl::StatusOr<TokenCache::TokenPtr> token) {
+      [reactor, response, key, identities = std::move(identities), started,
+       metrics](absl::StatusOr<TokenCache::TokenPtr> token) {
         const CachedToken* cached = token.ok() ? token->get() : nullptr;
         Audit("GetToken", identities, key.tenant, key.scopes.ToOAuthString(),
               token.status(), cached, started);
+        if (metrics != nullptr) {
+          metrics->RecordRpc(BrokerMetrics::Rpc::kGetToken,
+                             token.status().code(), absl::Now() - started);
+        }
         if (!token.ok()) {
           reactor->Finish(ToGrpcStatus(token.status()));
           return;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 
+#include "server/metrics.h"
 #include "server/policy.h"
 #include "server/sync.h"
 #include "server/token_cache.h"
@@ -23,8 +24,9 @@ namespace treezor::broker {
 
 class TokenService final : public v1::TokenService::CallbackService {
  public:
-  // `cache` must outlive the service.
-  TokenService(TokenCache* cache, std::shared_ptr<const Policy> policy);
+  // `cache` and `metrics` (nullable) must outlive the service.
+  TokenService(TokenCache* cache, std::shared_ptr<const Policy> policy,
+               BrokerMetrics* metrics = nullptr);
   ~TokenService() override;
 
   void SetPolicy(std::shared_ptr<const Policy> policy)
@@ -49,6 +51,7 @@ class TokenService final : public v1::TokenService::CallbackService {
   void Unregister(WatchReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
 
   TokenCache* const cache_;
+  BrokerMetrics* const metrics_;
   mutable Mutex mu_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
   bool watches_ended_ ABSL_GUARDED_BY(mu_) = false;

@@ -510,6 +510,18 @@ std::string DescribeOAuthError(const OAuthError& error,
   return Redact(std::move(text), request.secrets);
 }
 
+// A metrics label: RFC 6749 §5.2 codes as themselves, anything else (free
+// text from the server) folded so label values stay a small fixed set.
+std::string OAuthOutcome(absl::string_view code) {
+  static constexpr absl::string_view kKnown[] = {
+      "invalid_request", "invalid_client",         "invalid_grant",
+      "unauthorized_client", "unsupported_grant_type", "invalid_scope"};
+  for (absl::string_view known : kKnown) {
+    if (code == known) return absl::StrCat("oauth_", known);
+  }
+  return "oauth_other";
+}
+
 bool IsCredentialRefusal(long http_status) {
   return http_status == 400 || http_status == 401 || http_status == 403;
 }
@@ -519,13 +531,18 @@ FetchResult Classify(const std::string& tenant, const TokenRequest& request,
   FetchResult result;
   if (exchange.code != CURLE_OK) {
     result.token = TransferError(tenant, exchange);
+    result.outcome = exchange.body_too_large
+                         ? "network"
+                         : absl::AsciiStrToLower(FailureKind(exchange));
     return result;
   }
   if (exchange.http_status == 200) {
     absl::StatusOr<Token> token = ParseTokenResponse(exchange.body, now);
     if (token.ok()) {
       result.token = *std::move(token);
+      result.outcome = "ok";
     } else {
+      result.outcome = "unparsable";
       result.token = TenantError(
           absl::StatusCode::kUnavailable, tenant,
           absl::StrCat("unparsable token response: ",
@@ -539,6 +556,7 @@ FetchResult Classify(const std::string& tenant, const TokenRequest& request,
   if (error.has_value() && IsCredentialRefusal(exchange.http_status)) {
     result.refresh_token_rejected = request.grant == Grant::kRefreshToken &&
                                     error->code == "invalid_grant";
+    result.outcome = OAuthOutcome(error->code);
     result.token = TenantError(
         absl::StatusCode::kFailedPrecondition, tenant,
         absl::StrCat("Treezor refused the ",
@@ -547,6 +565,9 @@ FetchResult Classify(const std::string& tenant, const TokenRequest& request,
                      ": ", DescribeOAuthError(*error, request)));
     return result;
   }
+  result.outcome = exchange.http_status == 429
+                       ? "http_429"
+                       : absl::StrCat("http_", exchange.http_status / 100, "xx");
   std::string what = absl::StrCat("HTTP ", exchange.http_status);
   if (error.has_value()) {
     absl::StrAppend(&what, " (", DescribeOAuthError(*error, request), ")");
@@ -573,7 +594,7 @@ void LogOutcome(const RequestLog& log, const FetchResult& result) {
     LogInfo("treezor token request",
             {{"tenant", log.tenant},
              {"grant_type", log.grant},
-             {"outcome", "ok"},
+             {"outcome", result.outcome},
              {"http_status", log.http_status},
              {"duration_ms", log.duration_ms},
              {"new_connections", log.new_connections},
@@ -585,7 +606,8 @@ void LogOutcome(const RequestLog& log, const FetchResult& result) {
   LogWarning("treezor token request failed",
              {{"tenant", log.tenant},
               {"grant_type", log.grant},
-              {"outcome", absl::StatusCodeToString(result.token.status().code())},
+              {"outcome", result.outcome},
+              {"code", absl::StatusCodeToString(result.token.status().code())},
               {"http_status", log.http_status},
               {"duration_ms", log.duration_ms},
               {"new_connections", log.new_connections},
@@ -686,6 +708,17 @@ void TreezorOAuthClient::UpdateTenants(std::vector<v1::Tenant> tenants) {
   // close here, outside the lock, unless a Fetch in flight still holds them.
 }
 
+void TreezorOAuthClient::ResetConnections(const std::string& tenant) {
+  std::shared_ptr<TenantState> previous;
+  MutexLock lock(&mu_);
+  auto it = tenants_.find(tenant);
+  if (it == tenants_.end()) return;
+  previous = std::move(it->second);
+  it->second = std::make_shared<TenantState>(previous->config);
+  // `previous` (its idle connections) is released after the lock, when the
+  // last Fetch using it returns: declared before `lock`, destroyed after it.
+}
+
 std::shared_ptr<TreezorOAuthClient::TenantState> TreezorOAuthClient::FindTenant(
     const std::string& name) const {
   MutexLock lock(&mu_);
@@ -700,6 +733,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   if (tenant == nullptr) {
     result.token = TenantError(absl::StatusCode::kNotFound, request.tenant,
                                "not configured");
+    result.outcome = "not_configured";
     LogOutcome(log, result);
     return result;
   }
@@ -707,6 +741,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   if (!absl::StartsWithIgnoreCase(config.base_url(), "https://")) {
     result.token = TenantError(absl::StatusCode::kFailedPrecondition,
                                request.tenant, "base_url must be https://");
+    result.outcome = "config";
     LogOutcome(log, result);
     return result;
   }
@@ -714,6 +749,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
       BuildTokenRequest(config, request);
   if (!token_request.ok()) {
     result.token = token_request.status();
+    result.outcome = "config";
     LogOutcome(log, result);
     return result;
   }
@@ -723,6 +759,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   if (handle.get() == nullptr) {
     result.token = TenantError(absl::StatusCode::kUnavailable, request.tenant,
                                "network error: cannot create a curl handle");
+    result.outcome = "network";
     LogOutcome(log, result);
     return result;
   }
@@ -737,10 +774,12 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   log.new_connections = exchange.new_connections;
   if (!performed.ok()) {
     result.token = performed;
+    result.outcome = "network";
   } else {
     result = Classify(request.tenant, *token_request, exchange,
                       options_.clock->Now());
   }
+  result.grant_type = std::string(log.grant);
   LogOutcome(log, result);
   return result;
 }

@@ -73,6 +73,10 @@ class TreezorOAuthClient final : public TokenFetcher {
   // afresh.
   void UpdateTenants(std::vector<v1::Tenant> tenants) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Closes `tenant`'s idle connections, so the next request handshakes
+  // again and presents the (rotated) client certificate on disk.
+  void ResetConnections(const std::string& tenant) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   // A tenant's configuration and its pool of idle curl handles (defined in
   // the .cc file, so libcurl stays out of this header).

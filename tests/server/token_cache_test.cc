@@ -23,11 +23,11 @@ using TokenPtr = TokenCache::TokenPtr;
 // cache calls OnFetchDone after the entry is updated.
 class FetchWaiter : public TokenCache::Observer {
  public:
-  void OnFetchDone(const CacheKey&, const absl::Status& status,
-                   absl::Duration) override {
+  void OnFetchDone(const CacheKey&,
+                   const TokenCache::FetchReport& report) override {
     MutexLock lock(&mu_);
     ++done_;
-    if (status.ok()) ++succeeded_;
+    if (report.status.ok()) ++succeeded_;
     cv_.SignalAll();
   }
   bool WaitForSuccesses(int n, absl::Duration timeout = absl::Seconds(10)) {

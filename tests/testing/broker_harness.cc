@@ -96,6 +96,9 @@ absl::Status BrokerHarness::Start() {
   CertFactory::LeafOptions cards;
   cards.common_name = "cards-service";
   cards.dns_sans = {"cards.internal"};
+  CertFactory::LeafOptions oncall;
+  oncall.common_name = "oncall";
+  oncall.uri_sans = {"spiffe://corp/oncall"};
   CertFactory::LeafOptions intruder;
   intruder.common_name = "intruder";
   CertFactory::LeafOptions stranger_leaf;
@@ -106,6 +109,7 @@ absl::Status BrokerHarness::Start() {
       {"payments", &*internal_ca_, payments},
       {"cards", &*internal_ca_, cards},
       {"intruder", &*internal_ca_, intruder},
+      {"oncall", &*internal_ca_, oncall},
       {"stranger", &*stranger_ca_, stranger_leaf},
       {"treezor-server", &*treezor_ca_, CertFactory::ServerLeaf("treezor")},
       {"treezor-client", &*treezor_ca_, CertFactory::LeafOptions{.common_name = "broker"}},
@@ -126,12 +130,15 @@ absl::Status BrokerHarness::Start() {
   auto treezor = FakeTreezor::Start(t);
   if (!treezor.ok()) return treezor.status();
   treezor_ = *std::move(treezor);
+  if (options_.hold_upstream) treezor_->HoldRequests();
 
   if (absl::Status s = WriteConfig(); !s.ok()) return s;
   absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(config_path_);
   if (!config.ok()) return config.status();
   BrokerServer::Options broker_options;
   if (options_.fake_clock) broker_options.clock = &clock_;
+  broker_options.config_path = config_path_;
+  broker_options.file_poll_interval = options_.file_poll_interval;
   auto broker = BrokerServer::Start(*config, broker_options);
   if (!broker.ok()) return broker.status();
   broker_ = *std::move(broker);
@@ -147,11 +154,25 @@ absl::Status BrokerHarness::WriteConfig() {
   // The double knows one client; globex reads the same secret from its
   // own file (no trailing newline: trimming is tested with acme).
   WriteFileOrDie(dir_.File("globex.secret"), kClientSecret);
-  const CertPaths& broker = callers_["broker"];
-  const CertPaths& upstream = callers_["treezor-client"];
-  config_json_ = absl::StrFormat(
+  config_json_ = RenderConfig(options_.extra_config, options_.acme_extra);
+  config_path_ = dir_.File("broker.json");
+  WriteFileOrDie(config_path_, config_json_);
+  return absl::OkStatus();
+}
+
+std::string BrokerHarness::RenderConfig(const std::string& extra_config,
+                                        const std::string& acme_extra,
+                                        const std::string& extra_tenants,
+                                        const std::string& extra_callers) const {
+  const CertPaths& broker = callers_.at("broker");
+  const CertPaths& upstream = callers_.at("treezor-client");
+  const std::string upstream_tls = absl::StrFormat(
+      R"("upstreamTls": {"caFile": "%s", "certFile": "%s", "keyFile": "%s"})",
+      treezor_ca_->ca_cert_file(), upstream.cert_file, upstream.key_file);
+  return absl::StrFormat(
       R"json({
   "listenAddress": "127.0.0.1:0",
+  %s
   %s
   "serverTls": {"certFile": "%s", "keyFile": "%s", "clientCaFile": "%s",
                 "refreshInterval": "1s"},
@@ -161,25 +182,36 @@ absl::Status BrokerHarness::WriteConfig() {
     {"name": "acme", "baseUrl": "%s", "clientId": "1234",
      "clientSecretFile": "%s", "defaultScopes": ["read_write"],
      %s
-     "upstreamTls": {"caFile": "%s", "certFile": "%s", "keyFile": "%s"}},
+     %s},
+    %s
     {"name": "globex", "baseUrl": "%s", "clientId": "1234",
      "clientSecretFile": "%s", "allowedScopes": ["read_only"],
-     "upstreamTls": {"caFile": "%s", "certFile": "%s", "keyFile": "%s"}}
+     %s}
   ],
   "callers": [
+    %s
     {"identity": "spiffe://corp/payments", "tenants": ["acme"]},
     {"identity": "cards.internal", "tenants": ["globex"]}
-  ]
+  ],
+  "admins": [{"identity": "spiffe://corp/oncall"}]
 })json",
       options_.health_port ? R"("healthListenAddress": "127.0.0.1:0",)" : "",
+      options_.metrics_port ? R"("metricsListenAddress": "127.0.0.1:0",)" : "",
       broker.cert_file, broker.key_file, internal_ca_->ca_cert_file(),
-      options_.extra_config, treezor_->base_url(), dir_.File("acme.secret"),
-      options_.acme_extra, treezor_ca_->ca_cert_file(), upstream.cert_file,
-      upstream.key_file, treezor_->base_url(), dir_.File("globex.secret"),
+      extra_config, treezor_->base_url(), dir_.File("acme.secret"), acme_extra,
+      upstream_tls, extra_tenants, treezor_->base_url(),
+      dir_.File("globex.secret"), upstream_tls, extra_callers);
+}
+
+std::string BrokerHarness::TenantJson(const std::string& name,
+                                      const std::string& extra) const {
+  const CertPaths& upstream = callers_.at("treezor-client");
+  return absl::StrFormat(
+      R"({"name": "%s", "baseUrl": "%s", "clientId": "1234",
+     "clientSecretFile": "%s", %s
+     "upstreamTls": {"caFile": "%s", "certFile": "%s", "keyFile": "%s"}},)",
+      name, treezor_->base_url(), dir_.File("acme.secret"), extra,
       treezor_ca_->ca_cert_file(), upstream.cert_file, upstream.key_file);
-  config_path_ = dir_.File("broker.json");
-  WriteFileOrDie(config_path_, config_json_);
-  return absl::OkStatus();
 }
 
 std::string BrokerHarness::target() const {

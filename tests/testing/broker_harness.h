@@ -10,7 +10,8 @@
 //
 // Callers (certificate identities): "spiffe://corp/payments" (URI SAN, CN
 // "payments") may get tenant "acme" with any scope; "cards.internal" (DNS SAN)
-// may get tenant "globex" only; "intruder" is not in the policy.
+// may get tenant "globex" only; "intruder" is not in the policy;
+// "spiffe://corp/oncall" (certificate "oncall") is an admin.
 //
 // Thread-safety: set up and tear down from the test thread; channels and the
 // double are thread-safe.
@@ -63,6 +64,13 @@ class BrokerHarness {
     // JSON for tenants[0] (acme) extra members, ending with a comma.
     std::string acme_extra;
     bool health_port = true;
+    // Off by default: stopping prometheus-cpp's HTTP server takes ~2 s.
+    bool metrics_port = false;
+    // Hold the double's requests from the start (readiness tests); release
+    // with treezor().ReleaseRequests().
+    bool hold_upstream = false;
+    // How often the broker checks its config and credential files.
+    absl::Duration file_poll_interval = absl::Milliseconds(50);
   };
 
   BrokerHarness();
@@ -73,6 +81,16 @@ class BrokerHarness {
   absl::Status Start();
   // The config JSON the broker was started with.
   const std::string& config_json() const { return config_json_; }
+  // The JSON config with `extra_config` / `acme_extra` replaced, e.g. to
+  // write a changed config for a reload.
+  std::string RenderConfig(const std::string& extra_config,
+                           const std::string& acme_extra,
+                           const std::string& extra_tenants = "",
+                           const std::string& extra_callers = "") const;
+  // JSON for one more tenant (for `extra_tenants`), reading acme's secret.
+  std::string TenantJson(const std::string& name,
+                         const std::string& extra = "") const;
+  BrokerMetrics& metrics() { return broker_->metrics(); }
   const std::string& config_path() const { return config_path_; }
 
   // An mTLS channel presenting the named caller's certificate: "payments",

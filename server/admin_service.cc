@@ -1,0 +1,185 @@
+#include "server/admin_service.h"
+
+#include "absl/strings/str_join.h"
+#include "server/grpc_status.h"
+#include "server/logging.h"
+#include "server/peer_identity.h"
+
+namespace treezor::broker {
+namespace {
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  out->set_seconds(nanos / 1'000'000'000);
+  out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+}
+
+v1::TokenEntry::State ToProto(EntrySnapshot::State state) {
+  switch (state) {
+    case EntrySnapshot::State::kFresh: return v1::TokenEntry::FRESH;
+    case EntrySnapshot::State::kRenewing: return v1::TokenEntry::RENEWING;
+    case EntrySnapshot::State::kFailing: return v1::TokenEntry::FAILING;
+    case EntrySnapshot::State::kExpired:
+    case EntrySnapshot::State::kEmpty: return v1::TokenEntry::EXPIRED;
+  }
+  return v1::TokenEntry::STATE_UNSPECIFIED;
+}
+
+void AuditAdmin(absl::string_view rpc, const std::vector<std::string>& ids,
+                const absl::Status& outcome) {
+  LogInfo("audit", {{"rpc", rpc},
+                    {"caller", absl::StrJoin(ids, ",")},
+                    {"outcome", absl::StatusCodeToString(outcome.code())}});
+}
+
+}  // namespace
+
+AdminService::AdminService(TokenCache* cache,
+                           std::shared_ptr<const Policy> policy, Hooks hooks,
+                           Clock* clock, BrokerMetrics* metrics)
+    : cache_(cache),
+      hooks_(std::move(hooks)),
+      clock_(clock),
+      metrics_(metrics),
+      policy_(std::move(policy)) {}
+
+void AdminService::SetPolicy(std::shared_ptr<const Policy> policy) {
+  MutexLock lock(&mu_);
+  policy_ = std::move(policy);
+}
+
+std::shared_ptr<const Policy> AdminService::policy() const {
+  MutexLock lock(&mu_);
+  return policy_;
+}
+
+absl::Status AdminService::Authorize(grpc::CallbackServerContext* context,
+                                     std::vector<std::string>* ids) const {
+  auto auth = context->auth_context();
+  if (auth != nullptr) *ids = PeerIdentities(*auth);
+  if (!policy()->IsAdmin(*ids)) {
+    return absl::PermissionDeniedError(
+        "caller is not allowed to use BrokerAdmin (not in admins[])");
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* AdminService::ListTokens(
+    grpc::CallbackServerContext* context, const v1::ListTokensRequest* request,
+    v1::ListTokensResponse* response) {
+  const absl::Time started = absl::Now();
+  auto* reactor = context->DefaultReactor();
+  std::vector<std::string> ids;
+  absl::Status status = Authorize(context, &ids);
+  if (status.ok()) {
+    const absl::Time now = clock_->Now();
+    for (const EntrySnapshot& e : cache_->Snapshot()) {
+      if (!request->tenant().empty() && e.key.tenant != request->tenant()) {
+        continue;
+      }
+      v1::TokenEntry* out = response->add_entries();
+      out->set_tenant(e.key.tenant);
+      for (const std::string& s : e.key.scopes.scopes()) out->add_scopes(s);
+      out->set_state(ToProto(e.state));
+      SetTimestamp(e.expires_at, out->mutable_expires_at());
+      SetTimestamp(e.last_renewal, out->mutable_last_renewal());
+      SetTimestamp(e.renew_at, out->mutable_next_renewal());
+      if (!e.last_error.ok()) {
+        out->set_last_error_code(absl::StatusCodeToString(e.last_error.code()));
+        out->set_last_error_message(std::string(e.last_error.message()));
+      }
+      out->set_consecutive_failures(e.consecutive_failures);
+      out->set_upstream_requests(e.fetch_count);
+      if (e.last_used != absl::InfinitePast()) {
+        const int64_t idle_ms = absl::ToInt64Milliseconds(now - e.last_used);
+        out->mutable_idle()->set_seconds(idle_ms / 1000);
+        out->mutable_idle()->set_nanos(static_cast<int32_t>(idle_ms % 1000) *
+                                       1'000'000);
+      }
+      out->set_watchers(e.subscribers);
+      out->set_token_fingerprint(e.token_fingerprint);
+    }
+    if (hooks_.generation) response->set_config_generation(hooks_.generation());
+  }
+  AuditAdmin("ListTokens", ids, status);
+  if (metrics_ != nullptr) {
+    metrics_->RecordRpc(BrokerMetrics::Rpc::kListTokens, status.code(),
+                        absl::Now() - started);
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::RefreshToken(
+    grpc::CallbackServerContext* context,
+    const v1::RefreshTokenRequest* request,
+    v1::RefreshTokenResponse* response) {
+  const absl::Time started = absl::Now();
+  auto* reactor = context->DefaultReactor();
+  std::vector<std::string> ids;
+  absl::Status status = Authorize(context, &ids);
+  ScopeSet scopes;
+  if (status.ok() && request->tenant().empty()) {
+    status = absl::InvalidArgumentError("tenant: required");
+  }
+  if (status.ok()) {
+    absl::StatusOr<ScopeSet> resolved = policy()->ResolveScopes(
+        request->tenant(), std::vector<std::string>(request->scopes().begin(),
+                                                    request->scopes().end()));
+    if (resolved.ok()) {
+      scopes = *std::move(resolved);
+    } else {
+      status = resolved.status();
+    }
+  }
+  if (!status.ok()) {
+    AuditAdmin("RefreshToken", ids, status);
+    if (metrics_ != nullptr) {
+      metrics_->RecordRpc(BrokerMetrics::Rpc::kRefreshToken, status.code(),
+                          absl::Now() - started);
+    }
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+  BrokerMetrics* metrics = metrics_;
+  cache_->RefreshAsync(
+      CacheKey{request->tenant(), std::move(scopes)},
+      [reactor, response, ids, metrics,
+       started](absl::StatusOr<TokenCache::TokenPtr> token) {
+        if (token.ok()) {
+          SetTimestamp((*token)->token.expires_at,
+                       response->mutable_expires_at());
+          response->set_token_fingerprint((*token)->fingerprint);
+        }
+        AuditAdmin("RefreshToken", ids, token.status());
+        if (metrics != nullptr) {
+          metrics->RecordRpc(BrokerMetrics::Rpc::kRefreshToken,
+                             token.status().code(), absl::Now() - started);
+        }
+        reactor->Finish(ToGrpcStatus(token.status()));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ReloadConfig(
+    grpc::CallbackServerContext* context, const v1::ReloadConfigRequest*,
+    v1::ReloadConfigResponse* response) {
+  const absl::Time started = absl::Now();
+  auto* reactor = context->DefaultReactor();
+  std::vector<std::string> ids;
+  absl::Status status = Authorize(context, &ids);
+  if (status.ok()) {
+    // Inline: reading and validating the file takes milliseconds.
+    *response = hooks_.reload();
+  }
+  AuditAdmin("ReloadConfig", ids, status);
+  if (metrics_ != nullptr) {
+    metrics_->RecordRpc(BrokerMetrics::Rpc::kReloadConfig, status.code(),
+                        absl::Now() - started);
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace treezor::broker
