@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite through CTest, installing the Debian
 # packages it needs first (idempotent):
-#   1. regular build (build/):                every test
+#   1. regular build (build/):                every test, then the offline
+#      Helm chart / Dockerfile checks (deploy/ci/check-chart.sh)
 #   2. AddressSanitizer + UBSan (build-asan/): every test
 #   3. ThreadSanitizer, clang (build-tsan/):   the concurrency tests
 #      (ctest -L concurrency), also compiled with -Werror=thread-safety
@@ -24,6 +25,9 @@ section "regular build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build
 ctest --test-dir build "${ctest_args[@]}"
+
+section "Helm chart and container image checks (offline)"
+TZB_BROKER_BIN=$root/build/server/treezor-token-broker "$root/deploy/ci/check-chart.sh"
 
 if ((quick)); then exit 0; fi
 

@@ -109,6 +109,19 @@ health=$("${buf[@]}" curl --protocol grpc --http2-prior-knowledge \
 grep -q '"status": "SERVING"' <<<"$health" || fail "plaintext health: $health"
 pass "health checks"
 
+# SIGHUP reloads the config: a tenant added to the file starts serving.
+sed -e 's/"tenants": \["demo"\]/"tenants": ["demo", "second"]/' \
+    -e 's/"tenants": \[{/"tenants": [{"name": "second", "baseUrl": "https:\/\/localhost:'"$treezor_port"'", "clientId": "1234", "clientSecretFile": "'"${work//\//\\/}"'\/secret", "upstreamTls": {"caFile": "'"${c//\//\\/}"'\/treezor-ca.crt", "certFile": "'"${c//\//\\/}"'\/broker-to-treezor.crt", "keyFile": "'"${c//\//\\/}"'\/broker-to-treezor.key"}}, {/' \
+    "$work/broker.json" >"$work/broker.next.json"
+"$broker_bin" --check-config "$work/broker.next.json" >/dev/null || fail "the edited config is invalid"
+cp "$work/broker.next.json" "$work/broker.json.new" && mv "$work/broker.json.new" "$work/broker.json"
+kill -HUP "$broker_pid"
+wait_for "the SIGHUP reload" grep -q '"msg":"config reloaded"' "$work/broker.log"
+answer=$("${buf[@]}" curl "${tls[@]}" -d '{"tenant":"second"}' \
+  "$url/treezor.broker.v1.TokenService/GetToken")
+grep -q '"tenant": "second"' <<<"$answer" || fail "the reloaded tenant does not serve: $answer"
+pass "SIGHUP reloads the config"
+
 # Errors surface as gRPC status codes.
 if out=$("${buf[@]}" curl "${tls[@]}" -d '{"tenant":"nope"}' \
     "$url/treezor.broker.v1.TokenService/GetToken" 2>&1); then
