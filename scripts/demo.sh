@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the broker in demo mode: the bundled Treezor simulator (HTTPS with
 # mandatory client certificates, issuing JWTs) on 127.0.0.1:8444 and the
-# broker on 127.0.0.1:8443 (mTLS) + 127.0.0.1:8081 (plaintext health), with
+# broker on 127.0.0.1:8443 (mTLS) + 127.0.0.1:8081 (plaintext health) +
+# 127.0.0.1:9090 (metrics), with
 # development certificates generated on first run under .demo/.
 #
 # Usage (as root on Debian 12, from anywhere):  scripts/demo.sh
@@ -31,6 +32,7 @@ cat >"$demo/broker.json" <<JSON
 {
   "listenAddress": "127.0.0.1:8443",
   "healthListenAddress": "127.0.0.1:8081",
+  "metricsListenAddress": "127.0.0.1:9090",
   "serverTls": {"certFile": "$c/broker.crt", "keyFile": "$c/broker.key",
                 "clientCaFile": "$c/internal-ca.crt"},
   "tenants": [{
@@ -44,6 +46,7 @@ cat >"$demo/broker.json" <<JSON
                     "keyFile": "$c/broker-to-treezor.key"}
   }],
   "callers": [{"identity": "spiffe://demo/cli", "tenants": ["demo"]}],
+  "admins": [{"identity": "spiffe://demo/cli"}],
   "shutdownGracePeriod": "5s"
 }
 JSON
@@ -60,7 +63,9 @@ trap 'kill $simulator 2>/dev/null; wait $simulator 2>/dev/null || true' EXIT
 cat <<TEXT
 
   Treezor simulator: https://localhost:8444 (log: .demo/simulator.log)
-  Broker:            127.0.0.1:8443 (mTLS), health on 127.0.0.1:8081
+  Broker:            127.0.0.1:8443 (mTLS), health on 127.0.0.1:8081,
+                     metrics on http://127.0.0.1:9090/metrics
+  Config:            .demo/broker.json (edit it: the broker reloads it)
 
   Get a token with grpcurl (server reflection, no proto files needed):
     grpcurl -cacert $c/internal-ca.crt -cert $c/demo-client.crt -key $c/demo-client.key \\
