@@ -372,6 +372,25 @@ TEST_F(BrokerIntegrationTest, RejectedTokenIsReplacedOnceForManyReporters) {
   EXPECT_EQ(UpstreamRequestsFor("read_write"), 2);
 }
 
+TEST_F(BrokerIntegrationTest, CallersDeadlineIsHonouredWhileTreezorHangs) {
+  StartBroker();
+  WaitForWarmUp();
+  harness_->treezor().HoldRequests();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(300));
+  v1::GetTokenRequest request;
+  request.set_tenant("acme");
+  request.add_scopes("legal");  // cold: parks at the double
+  v1::GetTokenResponse response;
+  const absl::Time start = absl::Now();
+  grpc::Status status = stub->GetToken(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  harness_->treezor().ReleaseRequests();
+}
+
 TEST_F(BrokerIntegrationTest, MinTtlBeyondATokensLifetimeIsOutOfRange) {
   StartBroker();
   WaitForWarmUp();

@@ -150,7 +150,8 @@ absl::Status BrokerHarness::Start() {
 }
 
 absl::Status BrokerHarness::WriteConfig() {
-  WriteFileOrDie(dir_.File("acme.secret"), absl::StrCat(kClientSecret, "\n"));
+  WriteFileOrDie(dir_.File("acme.secret"),
+                 absl::StrCat(options_.acme_secret, "\n"));
   // The double knows one client; globex reads the same secret from its
   // own file (no trailing newline: trimming is tested with acme).
   WriteFileOrDie(dir_.File("globex.secret"), kClientSecret);

@@ -69,6 +69,9 @@ class BrokerHarness {
     // Hold the double's requests from the start (readiness tests); release
     // with treezor().ReleaseRequests().
     bool hold_upstream = false;
+    // What acme's secret file holds at start (the double accepts only
+    // kClientSecret).
+    std::string acme_secret = kClientSecret;
     // How often the broker checks its config and credential files.
     absl::Duration file_poll_interval = absl::Milliseconds(50);
   };
@@ -99,6 +102,13 @@ class BrokerHarness {
   std::shared_ptr<grpc::Channel> Channel(const std::string& caller) const;
   std::shared_ptr<grpc::Channel> HealthChannel() const;
   std::string target() const;
+
+  // Re-issues certificate `name` (e.g. "broker", "payments") from the
+  // internal CA, atomically replacing its files: a rotation.
+  absl::StatusOr<CertPaths> IssueInternal(const std::string& name,
+                                          const CertFactory::LeafOptions& o) {
+    return internal_ca_->Issue(name, o);
+  }
 
   // Paths of the caller's certificate files (for external clients).
   CertPaths CallerFiles(const std::string& caller) const;
