@@ -265,7 +265,8 @@ TEST_F(OperationsTest, BadReloadKeepsTheOldConfig) {
 }
 
 TEST_F(OperationsTest, ReloadRpcReportsRestartRequiredFields) {
-  StartBroker();
+  // The RPC, not the file watcher, must be the one that applies the change.
+  StartBroker({.file_poll_interval = absl::Hours(1)});
   WriteConfig(harness_->RenderConfig(
       R"("upstream": {"maxConcurrentRequests": 3},)", ""));
   v1::ReloadConfigResponse response;
