@@ -1,0 +1,27 @@
+// Links against the installed library and exercises it without a network:
+// prints the version, then checks that creating a client with a missing CA
+// file is the documented INVALID_ARGUMENT naming the file.
+#include <cstdio>
+#include <cstring>
+
+#include "client/token_client.h"
+
+int main(int argc, char** argv) {
+  std::printf("treezor-token-broker client %s\n", treezor::client::Version());
+  if (argc > 1 && std::strcmp(argv[1], "--version") == 0) return 0;
+  treezor::client::TokenClientOptions options;
+  options.connection.address = "127.0.0.1:1";
+  options.connection.ca_file = "/nonexistent/ca.crt";
+  options.connection.cert_file = "/nonexistent/tls.crt";
+  options.connection.key_file = "/nonexistent/tls.key";
+  auto client = treezor::client::TokenClient::Create(options);
+  if (client.ok() ||
+      client.status().code() != absl::StatusCode::kInvalidArgument ||
+      client.status().message().find("/nonexistent/ca.crt") ==
+          absl::string_view::npos) {
+    std::printf("unexpected: %s\n", client.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("smoke: %s\n", client.status().ToString().c_str());
+  return 0;
+}
