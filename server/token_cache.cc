@@ -102,6 +102,11 @@ void TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
     entry = FindOrCreate(key);
     MutexLock lock(&entry->mu);
     if (entry->removed) continue;
+    if (shutting_down_.load()) {
+      answer = absl::UnavailableError("the broker is shutting down");
+      answered = true;
+      break;
+    }
     const absl::Time now = options_.clock->Now();
     entry->last_used = now;
     if (!options.rejected_token_sha256.empty() && entry->token != nullptr &&
@@ -178,9 +183,15 @@ void TokenCache::Prefetch(const CacheKey& key) {
 
 void TokenCache::RefreshAsync(const CacheKey& key, Callback done) {
   std::shared_ptr<Entry> entry = FindOrCreate(key);
-  MutexLock lock(&entry->mu);
-  entry->refresh_waiters.push_back(std::move(done));
-  StartFetchLocked(entry, /*urgent=*/true);
+  {
+    MutexLock lock(&entry->mu);
+    if (!shutting_down_.load()) {
+      entry->refresh_waiters.push_back(std::move(done));
+      StartFetchLocked(entry, /*urgent=*/true);
+      return;
+    }
+  }
+  done(absl::UnavailableError("the broker is shutting down"));
 }
 
 uint64_t TokenCache::Subscribe(const CacheKey& key, uint64_t after_version,
@@ -562,18 +573,9 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
 }
 
 void TokenCache::Shutdown() {
-  {
-    MutexLock lock(&sched_mu_);
-    if (stopping_) return;
-    stopping_ = true;
-    urgent_work_.clear();
-    background_work_.clear();
-    sched_cv_.SignalAll();
-    work_cv_.SignalAll();
-  }
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
-
+  if (shutting_down_.exchange(true)) return;
+  // Answer everyone waiting first: a worker stuck in a slow request must not
+  // hold callers (or the server's drain) until its timeout.
   std::vector<std::shared_ptr<Entry>> entries;
   {
     MutexLock lock(&entries_mu_);
@@ -592,6 +594,16 @@ void TokenCache::Shutdown() {
     }
     for (Callback& c : to_notify) c(stopping);
   }
+  {
+    MutexLock lock(&sched_mu_);
+    stopping_ = true;
+    urgent_work_.clear();
+    background_work_.clear();
+    sched_cv_.SignalAll();
+    work_cv_.SignalAll();
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
 }
 
 }  // namespace treezor::broker

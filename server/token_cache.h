@@ -200,7 +200,8 @@ class TokenCache {
   // Wakes the scheduler to re-read the clock (FakeClock listeners call it).
   void Wake() ABSL_LOCKS_EXCLUDED(sched_mu_);
 
-  // Stops the threads; idempotent. Pending waiters get UNAVAILABLE.
+  // Answers pending waiters UNAVAILABLE (and any later caller), then stops
+  // the threads (waiting for requests in flight); idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(entries_mu_, sched_mu_);
 
  private:
@@ -297,6 +298,9 @@ class TokenCache {
   std::function<double()> random_unit_ ABSL_GUARDED_BY(random_mu_);
 
   std::atomic<int> in_flight_{0};
+  // Set first thing in Shutdown(); read under an entry's lock, so a caller
+  // either sees it or is among the waiters Shutdown() answers.
+  std::atomic<bool> shutting_down_{false};
   std::vector<std::thread> threads_;
 };
 

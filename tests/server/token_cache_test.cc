@@ -532,6 +532,24 @@ TEST_F(TokenCacheTest, ShutdownAnswersPendingWaiters) {
   ASSERT_TRUE(recorder.WaitForCount(1));
 }
 
+TEST_F(TokenCacheTest, ShutdownDoesNotWaitForAStuckFetchToAnswerCallers) {
+  MakeCache();
+  fetcher_.Hold();
+  TokenRecorder recorder;
+  cache_->GetAsync(key_, {}, recorder.Callback());
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  std::thread stopper([&] { cache_->Shutdown(); });
+  // Answered while the fetch is still stuck.
+  ASSERT_TRUE(recorder.WaitForCount(1));
+  EXPECT_THAT(recorder.received()[0],
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting")));
+  // Later callers are answered at once too.
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                  HasSubstr("shutting")));
+  fetcher_.Release();
+  stopper.join();
+}
+
 TEST_F(TokenCacheTest, PrefetchWarmsAnEntryWithoutACaller) {
   MakeCache();
   cache_->Prefetch(key_);
