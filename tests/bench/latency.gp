@@ -10,21 +10,22 @@ set xlabel "calls in flight"
 set grid
 set key top left
 
-is(w) = strcol(2) eq w
+g = sprintf("< grep ',GetToken,' '%s'", csv)
+c = sprintf("< grep ',Check,' '%s'", csv)
 set title "latency percentiles"
 set ylabel "latency (µs)"
 set logscale y
-plot csv every ::1 using 1:(is("GetToken") ? $4 : 1/0) with linespoints lw 2 lc rgb "#1f77b4" pt 7 title "GetToken p50", \
-     ''  every ::1 using 1:(is("GetToken") ? $6 : 1/0) with linespoints lw 2 lc rgb "#1f77b4" pt 5 dt 2 title "GetToken p99", \
-     ''  every ::1 using 1:(is("GetToken") ? $7 : 1/0) with linespoints lw 1 lc rgb "#1f77b4" pt 9 dt 3 title "GetToken p99.9", \
-     ''  every ::1 using 1:(is("Check") ? $4 : 1/0) with linespoints lw 2 lc rgb "#d62728" pt 6 title "Check p50", \
-     ''  every ::1 using 1:(is("Check") ? $6 : 1/0) with linespoints lw 2 lc rgb "#d62728" pt 4 dt 2 title "Check p99", \
-     ''  every ::1 using 1:(is("Check") ? $7 : 1/0) with linespoints lw 1 lc rgb "#d62728" pt 8 dt 3 title "Check p99.9"
+plot g using 1:4 with linespoints lw 2 lc rgb "#1f77b4" pt 7 title "GetToken p50", \
+     g using 1:6 with linespoints lw 2 lc rgb "#1f77b4" pt 5 dt 2 title "GetToken p99", \
+     g using 1:7 with linespoints lw 1 lc rgb "#1f77b4" pt 9 dt 3 title "GetToken p99.9", \
+     c using 1:4 with linespoints lw 2 lc rgb "#d62728" pt 6 title "Check p50", \
+     c using 1:6 with linespoints lw 2 lc rgb "#d62728" pt 4 dt 2 title "Check p99", \
+     c using 1:7 with linespoints lw 1 lc rgb "#d62728" pt 8 dt 3 title "Check p99.9"
 
 set title "throughput"
 set ylabel "calls per second"
 unset logscale y
 set yrange [0:*]
-plot csv every ::1 using 1:(is("GetToken") ? $3 : 1/0) with linespoints lw 2 lc rgb "#1f77b4" pt 7 title "GetToken", \
-     ''  every ::1 using 1:(is("Check") ? $3 : 1/0) with linespoints lw 2 lc rgb "#d62728" pt 6 title "Check"
+plot g using 1:3 with linespoints lw 2 lc rgb "#1f77b4" pt 7 title "GetToken", \
+     c using 1:3 with linespoints lw 2 lc rgb "#d62728" pt 6 title "Check"
 unset multiplot

@@ -15,6 +15,8 @@ set key top right
 set style fill solid 0.8 noborder
 set boxwidth 1.0
 set yrange [0:*]
-plot csv every ::1 using 1:4 with boxes lc rgb "#1f77b4" title "renewals", \
+set xrange [0:*]
+# Stacked: all requests (blue), first tokens drawn over their lower part.
+plot csv every ::1 using 1:2 with boxes lc rgb "#1f77b4" title "renewals", \
      ''  every ::1 using 1:3 with boxes lc rgb "#ff7f0e" title "first tokens (warm-up)", \
      theory with lines lw 2 dt 2 lc rgb "#2ca02c" title sprintf("theory: one renewal per entry per period (%.1f/s)", theory)

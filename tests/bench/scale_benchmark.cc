@@ -237,13 +237,28 @@ bool Exited(pid_t pid) {
   return waitpid(pid, &status, WNOHANG) == pid;
 }
 
-int CountLogLevel(const std::string& log_path, absl::string_view level) {
+// Lines of the broker's log at `level`; the first few distinct messages
+// (with their error field) go to `examples`.
+int CountLogLevel(const std::string& log_path, absl::string_view level,
+                  std::map<std::string, int>* examples) {
   std::ifstream in(log_path);
   std::string line;
   int n = 0;
   const std::string needle = absl::StrCat("\"level\":\"", level, "\"");
   while (std::getline(in, line)) {
-    if (absl::StrContains(line, needle)) ++n;
+    if (!absl::StrContains(line, needle)) continue;
+    ++n;
+    // Key: the message and error, without the time and tenant.
+    const absl::string_view text = line;
+    std::string key;
+    for (absl::string_view field : {"\"msg\":", "\"error\":"}) {
+      const size_t at = text.find(field);
+      if (at == absl::string_view::npos) continue;
+      const size_t end = text.find("\",\"", at + field.size());
+      absl::StrAppend(&key, text.substr(at, std::min<size_t>(end - at + 1, 200)),
+                      " ");
+    }
+    if (examples->size() < 8 || examples->contains(key)) ++(*examples)[key];
   }
   return n;
 }
@@ -378,8 +393,9 @@ int Run() {
   (*treezor)->Stop();
   const int max_in_flight = (*treezor)->max_in_flight();
   const std::vector<Event> events = recorder.events();
-  const int warnings = CountLogLevel(log_path, "warning");
-  const int errors = CountLogLevel(log_path, "error");
+  std::map<std::string, int> log_examples;
+  const int warnings = CountLogLevel(log_path, "warning", &log_examples);
+  const int errors = CountLogLevel(log_path, "error", &log_examples);
 
   // Per tenant: the times of successful requests.
   std::vector<std::vector<double>> per_tenant(tenants);
@@ -521,6 +537,9 @@ int Run() {
               "steady-state requests per second", steady_mean, steady_max,
               steady_mean > 0 ? steady_max / steady_mean : 0);
   std::printf("%-44s %d warnings, %d errors\n", "broker log", warnings, errors);
+  for (const auto& [key, count] : log_examples) {
+    std::printf("  %7d x %s\n", count, key.c_str());
+  }
   std::printf("\n%s: functional targets (warm-up complete, no duplicate or "
               "failed request, in-flight <= bound)\n",
               functional_ok ? "PASS" : "FAIL");
