@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -59,6 +60,11 @@ absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid) {
   }
   out.cpu_seconds = static_cast<double>(utime + stime) /
                     static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir + "/fd", ec), end;
+       !ec && it != end; it.increment(ec)) {
+    ++out.open_fds;
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
 // What the kernel says about another process: resident memory (current and
-// peak, from /proc/PID/status) and CPU time used (utime + stime, from
-// /proc/PID/stat). The benchmarks read the real broker's share this way
+// peak, from /proc/PID/status), CPU time used (utime + stime, from
+// /proc/PID/stat) and open file descriptors (/proc/PID/fd). The benchmarks read the real broker's share this way
 // instead of guessing it from inside a shared process.
 //
 //   absl::StatusOr<ProcessStats> s = ReadProcessStats(broker_pid);
@@ -23,6 +23,7 @@ struct ProcessStats {
   int64_t peak_rss_kb = 0;  // VmHWM: the high-water mark since start
   int64_t threads = 0;      // Threads
   double cpu_seconds = 0;   // utime + stime, all threads
+  int64_t open_fds = 0;     // entries of /proc/PID/fd
 };
 
 // NOT_FOUND when the process is gone.

@@ -228,6 +228,8 @@ def main():
             ("RSS after warm-up / at end",
              f'{sc["rss_after_warmup_mb"]:.1f} / {sc["rss_at_end_mb"]:.1f} MB'),
             ("broker threads", f'{sc["broker_threads"]}'),
+            ("broker open file descriptors, max",
+             f'{sc.get("max_open_fds", "not measured")}'),
             ("broker CPU per warm-up fetch / per renewal",
              f'{sc["cpu_per_warmup_fetch_ms"]:.2f} / {sc["cpu_per_renewal_ms"]:.2f} ms'),
             ("renewals in the steady window / theory",

@@ -388,6 +388,8 @@ int Run() {
   }
   ProcessStats at_end;
   if (!died) at_end = samples.back().stats;
+  int64_t max_fds = 0;
+  for (const Sample& s : samples) max_fds = std::max(max_fds, s.stats.open_fds);
   const int exit_status = died ? -1 : StopProcess(*pid, absl::Seconds(15));
   const double end = recorder.Now();
   (*treezor)->Stop();
@@ -506,6 +508,9 @@ int Run() {
               "peak RSS (VmHWM)", peak_rss_mb, at_warm.rss_kb / 1024.0,
               at_end.rss_kb / 1024.0);
   std::printf("%-44s %lld\n", "broker threads", static_cast<long long>(at_end.threads));
+  std::printf("%-44s %lld max (%.2f per tenant)\n", "broker open file descriptors",
+              static_cast<long long>(max_fds),
+              tenants > 0 ? static_cast<double>(max_fds) / tenants : 0);
   std::printf("%-44s %.3f ms warm-up fetch, %.3f ms steady renewal\n",
               "broker CPU per upstream token", cpu_per_warm_fetch_ms,
               cpu_per_renewal_ms);
@@ -562,6 +567,7 @@ int Run() {
         "  \"warmed\": %s,\n  \"warmed_tenants\": %d,\n  \"warmup_s\": %.3f,\n"
         "  \"peak_rss_mb\": %.2f,\n  \"rss_after_warmup_mb\": %.2f,\n"
         "  \"rss_at_end_mb\": %.2f,\n  \"broker_threads\": %d,\n"
+        "  \"max_open_fds\": %d,\n"
         "  \"cpu_warmup_s\": %.3f,\n  \"cpu_steady_s\": %.3f,\n"
         "  \"cpu_per_warmup_fetch_ms\": %.4f,\n"
         "  \"cpu_per_renewal_ms\": %.4f,\n"
@@ -581,7 +587,7 @@ int Run() {
         "  \"functional_pass\": %s\n}\n",
         tenants, L, period, watch, bound, died ? "true" : "false", exit_status,
         warmed ? "true" : "false", recorder.warmed(), warm_at, peak_rss_mb,
-        at_warm.rss_kb / 1024.0, at_end.rss_kb / 1024.0, at_end.threads,
+        at_warm.rss_kb / 1024.0, at_end.rss_kb / 1024.0, at_end.threads, max_fds,
         at_warm.cpu_seconds, cpu_window, cpu_per_warm_fetch_ms,
         cpu_per_renewal_ms, window, ok_in_window, expected_in_window,
         expected_in_window > 0 ? ok_in_window / expected_in_window : 0,
