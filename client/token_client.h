@@ -99,8 +99,8 @@ struct TokenClientOptions {
   absl::Duration idle_timeout = absl::Minutes(30);
   // Judges token validity. Null: absl::Now. Tests pass the broker's clock.
   std::function<absl::Time()> clock;
-  // Called without locks held, from the client's or gRPC's threads; must be
-  // quick and must not call back into the TokenClient.
+  // Called without locks held, from the client's or gRPC's threads, possibly
+  // concurrently; must be quick and must not call back into the TokenClient.
   std::function<void(const TokenClientEvent&)> on_event;
 };
 
