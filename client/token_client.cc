@@ -42,10 +42,6 @@ absl::Status FromGrpc(const grpc::Status& s) {
                       s.error_message());
 }
 
-std::chrono::system_clock::time_point ToChrono(absl::Time t) {
-  return absl::ToChronoTime(t);
-}
-
 // A token as the cache holds it. Immutable once made, shared by snapshot.
 struct CachedToken {
   Token token;
@@ -436,7 +432,7 @@ std::shared_ptr<TokenClient::Impl::Flight> TokenClient::Impl::NewFlightLocked(
         static_cast<int32_t>(nanos % 1'000'000'000));
   }
   flight->request.set_rejected_token_sha256(flight->rejected_sha);
-  flight->context.set_deadline(ToChrono(deadline));
+  flight->context.set_deadline(absl::ToChronoTime(deadline));
   entry.flight = flight;
   ++outstanding_calls_;
   return flight;
