@@ -143,7 +143,10 @@ def main():
               f'({machine.get("cpu", "?")}), {machine.get("memory_mb", "?")} MB, '
               f'Linux {machine.get("kernel", "?")}, load average at start '
               f'{machine.get("loadavg_at_start", "?")}; {machine.get("date", "?")}, '
-              f'commit {machine.get("commit", "?")}. Shared with other work: '
+              f'commit {machine.get("commit", "?")}'
+              + (" plus uncommitted changes to server/client/proto"
+                 if machine.get("uncommitted_changes") else "")
+              + ". Shared with other work: "
               "absolute numbers are noisy, ratios less so.\n")
     md.append("Produced by `tests/bench/run_all.sh`"
               + (" --smoke" if smoke else "") + "; see `tests/bench/README.md`.\n")
@@ -265,6 +268,8 @@ def main():
         md.append("| benchmark | real time | CPU time | iterations |")
         md.append("|---|---:|---:|---:|")
         for b in cb.get("benchmarks", []):
+            if b.get("aggregate_name") in ("stddev", "cv"):
+                continue
             unit = b.get("time_unit", "ns")
             md.append(f'| {b["name"]} | {b.get("real_time", 0):,.1f} {unit} | '
                       f'{b.get("cpu_time", 0):,.1f} {unit} | {b.get("iterations", "")} |')

@@ -104,7 +104,11 @@ free_port() {
   printf '"kernel": "%s", ' "$(uname -r)"
   printf '"loadavg_at_start": "%s", ' "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf '"date": "%s", ' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  printf '"commit": "%s"}\n' "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  printf '"commit": "%s", ' "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  # Uncommitted changes to what is measured (server, client, protos).
+  dirty=false
+  [[ -n $(git -C "$root" status --porcelain -- server client proto 2>/dev/null) ]] && dirty=true
+  printf '"uncommitted_changes": %s}\n' "$dirty"
 } >"$out/machine.json"
 
 # --- 1. Load: cached GetToken vs Health/Check on the real broker ---------

@@ -47,6 +47,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -257,6 +258,13 @@ int CountLogLevel(const std::string& log_path, absl::string_view level,
       const size_t end = text.find("\",\"", at + field.size());
       absl::StrAppend(&key, text.substr(at, std::min<size_t>(end - at + 1, 200)),
                       " ");
+    }
+    // Errors name their tenant ("tenant t42: ..."): one key for all tenants.
+    for (size_t at = key.find("tenant t"); at != std::string::npos;
+         at = key.find("tenant t", at + 1)) {
+      size_t end = at + 8;
+      while (end < key.size() && absl::ascii_isdigit(key[end])) ++end;
+      key.replace(at + 8, end - (at + 8), "N");
     }
     if (examples->size() < 8 || examples->contains(key)) ++(*examples)[key];
   }
