@@ -7,6 +7,7 @@
 // Stops gracefully on SIGTERM or SIGINT (exit 0). SIGHUP, a change of the
 // config file, or BrokerAdmin.ReloadConfig reloads the config.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <string>
@@ -38,7 +39,18 @@ int CheckConfig(const std::string& path) {
   return 0;
 }
 
+// Each token request briefly needs sockets; thousands of tenants and
+// callers need more descriptors than the common 1024 soft limit.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int Run(const std::string& path) {
+  RaiseOpenFileLimit();
   // Signals are taken synchronously by this thread; every thread started
   // from here on inherits the mask.
   sigset_t signals;

@@ -58,9 +58,6 @@ void InitCurlOnce() {
   (void)init;  // a failure shows up as curl_easy_init returning null
 }
 
-// Idle handles (and so open connections) kept per tenant. Token requests are
-// rare (one per token lifetime per scope set), so a few suffice.
-constexpr size_t kMaxIdleHandlesPerTenant = 4;
 // A token answer is a few KiB; anything much larger is not one.
 constexpr size_t kMaxResponseBytes = 64 * 1024;
 constexpr absl::string_view kTokenPath = "/oauth/token";
@@ -618,47 +615,85 @@ void LogOutcome(const RequestLog& log, const FetchResult& result) {
 // ---------------------------------------------------------------------------
 // Idle handles.
 
-// A tenant's idle curl handles. Each keeps its open connection to Treezor
-// (and TLS session), so the next request skips the handshake.
-class HandlePool {
+}  // namespace
+
+namespace internal {
+
+// Idle curl handles of all tenants, most recently used first, each tagged
+// with the tenant state it last served. A handle keeps its open connection to
+// that tenant's Treezor host, so the tenant's next request skips the
+// handshake. The pool is bounded in total, not per tenant: with thousands of
+// tenants (each renewing once per token lifetime) per-tenant pools held two
+// file descriptors and ~18 KB per tenant for connections that Treezor closes
+// long before they are reused (measured in tests/bench/README.md).
+class CurlHandlePool {
  public:
-  // An idle handle if any, else a new one (null if curl cannot make one).
-  CurlHandle Take() ABSL_LOCKS_EXCLUDED(mu_) {
+  explicit CurlHandlePool(size_t max_idle) : max_idle_(max_idle) {}
+
+  // The most recent idle handle of `tenant_id` if any, else a new one (null
+  // if curl cannot make one). Handles are never moved between tenants: a
+  // connection opened with one tenant's client certificate stays with it.
+  CurlHandle Take(uint64_t tenant_id) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       MutexLock lock(&mu_);
-      if (!idle_.empty()) {
-        CurlHandle handle = std::move(idle_.back());
-        idle_.pop_back();
-        return handle;
+      for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+        if (it->first == tenant_id) {
+          CurlHandle handle = std::move(it->second);
+          idle_.erase(it);
+          return handle;
+        }
       }
     }
     return CurlHandle(curl_easy_init());
   }
 
-  void Return(CurlHandle handle) ABSL_LOCKS_EXCLUDED(mu_) {
-    {
-      MutexLock lock(&mu_);
-      if (idle_.size() < kMaxIdleHandlesPerTenant) {
-        idle_.push_back(std::move(handle));
-        return;
+  void Return(uint64_t tenant_id, CurlHandle handle) ABSL_LOCKS_EXCLUDED(mu_) {
+    CurlHandle evicted;  // closes after the lock is released
+    MutexLock lock(&mu_);
+    idle_.emplace_front(tenant_id, std::move(handle));
+    if (idle_.size() > max_idle_) {
+      evicted = std::move(idle_.back().second);
+      idle_.pop_back();
+    }
+  }
+
+  // Closes `tenant_id`'s idle handles (its settings or certificate changed).
+  void Drop(uint64_t tenant_id) ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<CurlHandle> closed;  // close after the lock is released
+    MutexLock lock(&mu_);
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      if (it->first == tenant_id) {
+        closed.push_back(std::move(it->second));
+        it = idle_.erase(it);
+      } else {
+        ++it;
       }
     }
-    // A surplus handle closes here, outside the lock.
+  }
+
+  size_t idle() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    return idle_.size();
   }
 
  private:
-  Mutex mu_;
-  std::vector<CurlHandle> idle_ ABSL_GUARDED_BY(mu_);
+  const size_t max_idle_;
+  mutable Mutex mu_;
+  std::list<std::pair<uint64_t, CurlHandle>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
-// A handle taken from a pool for one request, given back however the request
-// ends. Keeps the pool alive: UpdateTenants may drop it meanwhile.
+}  // namespace internal
+
+namespace {
+
+// A handle taken from the pool for one request, given back however the
+// request ends.
 class PooledHandle {
  public:
-  explicit PooledHandle(std::shared_ptr<HandlePool> pool)
-      : pool_(std::move(pool)), handle_(pool_->Take()) {}
+  PooledHandle(internal::CurlHandlePool* pool, uint64_t tenant_id)
+      : pool_(pool), tenant_id_(tenant_id), handle_(pool->Take(tenant_id)) {}
   ~PooledHandle() {
-    if (handle_ != nullptr) pool_->Return(std::move(handle_));
+    if (handle_ != nullptr) pool_->Return(tenant_id_, std::move(handle_));
   }
   PooledHandle(const PooledHandle&) = delete;
   PooledHandle& operator=(const PooledHandle&) = delete;
@@ -666,21 +701,33 @@ class PooledHandle {
   CURL* get() const { return handle_.get(); }
 
  private:
-  std::shared_ptr<HandlePool> pool_;
+  internal::CurlHandlePool* const pool_;
+  const uint64_t tenant_id_;
   CurlHandle handle_;
 };
 
+uint64_t NextTenantStateId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
 }  // namespace
 
+
 struct TreezorOAuthClient::TenantState {
-  explicit TenantState(v1::Tenant tenant) : config(std::move(tenant)) {}
+  explicit TenantState(v1::Tenant tenant)
+      : config(std::move(tenant)), id(NextTenantStateId()) {}
   const v1::Tenant config;
-  HandlePool pool;
+  // Tags this tenant's pooled handles; a new state (changed settings, reset
+  // connections) gets a new id, so old connections are never reused.
+  const uint64_t id;
 };
 
 TreezorOAuthClient::TreezorOAuthClient(std::vector<v1::Tenant> tenants,
                                        Options options)
-    : options_(options) {
+    : options_(options),
+      pool_(std::make_unique<internal::CurlHandlePool>(
+          static_cast<size_t>(std::max(0, options.max_idle_connections)))) {
   InitCurlOnce();
   UpdateTenants(std::move(tenants));
 }
@@ -689,6 +736,7 @@ TreezorOAuthClient::~TreezorOAuthClient() = default;
 
 void TreezorOAuthClient::UpdateTenants(std::vector<v1::Tenant> tenants) {
   absl::flat_hash_map<std::string, std::shared_ptr<TenantState>> next;
+  std::vector<uint64_t> replaced;
   {
     MutexLock lock(&mu_);
     for (v1::Tenant& tenant : tenants) {
@@ -702,22 +750,30 @@ void TreezorOAuthClient::UpdateTenants(std::vector<v1::Tenant> tenants) {
         next[name] = std::make_shared<TenantState>(std::move(tenant));
       }
     }
+    for (const auto& [name, state] : tenants_) {
+      auto it = next.find(name);
+      if (it == next.end() || it->second != state) replaced.push_back(state->id);
+    }
     tenants_.swap(next);
   }
-  // `next` now holds the previous tenants: their idle handles (connections)
-  // close here, outside the lock, unless a Fetch in flight still holds them.
+  // Removed or changed tenants: close their idle connections now.
+  for (uint64_t id : replaced) pool_->Drop(id);
 }
 
 void TreezorOAuthClient::ResetConnections(const std::string& tenant) {
-  std::shared_ptr<TenantState> previous;
-  MutexLock lock(&mu_);
-  auto it = tenants_.find(tenant);
-  if (it == tenants_.end()) return;
-  previous = std::move(it->second);
-  it->second = std::make_shared<TenantState>(previous->config);
-  // `previous` (its idle connections) is released after the lock, when the
-  // last Fetch using it returns: declared before `lock`, destroyed after it.
+  uint64_t previous_id;
+  {
+    MutexLock lock(&mu_);
+    auto it = tenants_.find(tenant);
+    if (it == tenants_.end()) return;
+    previous_id = it->second->id;
+    it->second = std::make_shared<TenantState>(it->second->config);
+  }
+  // A request in flight returns its handle under the old id: never reused.
+  pool_->Drop(previous_id);
 }
+
+size_t TreezorOAuthClient::idle_connections() const { return pool_->idle(); }
 
 std::shared_ptr<TreezorOAuthClient::TenantState> TreezorOAuthClient::FindTenant(
     const std::string& name) const {
@@ -755,7 +811,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   }
   log.grant = GrantName(token_request->grant);
 
-  PooledHandle handle(std::shared_ptr<HandlePool>(tenant, &tenant->pool));
+  PooledHandle handle(pool_.get(), tenant->id);
   if (handle.get() == nullptr) {
     result.token = TenantError(absl::StatusCode::kUnavailable, request.tenant,
                                "network error: cannot create a curl handle");

@@ -47,6 +47,10 @@
 
 namespace treezor::broker {
 
+namespace internal {
+class CurlHandlePool;
+}  // namespace internal
+
 class TreezorOAuthClient final : public TokenFetcher {
  public:
   struct Options {
@@ -57,6 +61,9 @@ class TreezorOAuthClient final : public TokenFetcher {
     // Gives Token::obtained_at / expires_at and interprets an HTTP-date
     // Retry-After. Not owned; must outlive the client.
     Clock* clock = SystemClock::Get();
+    // Idle connections kept for reuse, across all tenants (most recently
+    // used first; each serves only the tenant that opened it).
+    int max_idle_connections = 16;
   };
 
   TreezorOAuthClient(std::vector<v1::Tenant> tenants, Options options);
@@ -77,15 +84,20 @@ class TreezorOAuthClient final : public TokenFetcher {
   // again and presents the (rotated) client certificate on disk.
   void ResetConnections(const std::string& tenant) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Idle connections currently pooled (bounded by max_idle_connections).
+  size_t idle_connections() const;
+
  private:
-  // A tenant's configuration and its pool of idle curl handles (defined in
-  // the .cc file, so libcurl stays out of this header).
+  // A tenant's configuration (defined in the .cc file, so libcurl stays out
+  // of this header).
   struct TenantState;
 
   std::shared_ptr<TenantState> FindTenant(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
+  // Idle curl handles of all tenants.
+  const std::unique_ptr<internal::CurlHandlePool> pool_;
   mutable Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<TenantState>> tenants_
       ABSL_GUARDED_BY(mu_);

@@ -235,6 +235,44 @@ TEST_F(TreezorOAuthClientTest, ReusesTheConnectionToTreezor) {
   EXPECT_THAT(lines[1], HasSubstr(R"("new_connections":"0")"));
 }
 
+TEST_F(TreezorOAuthClientTest, IdleConnectionsAreBoundedAcrossTenants) {
+  StartTreezor([](FakeTreezor::Options& o) { o.keep_alive = true; });
+  LogCapture logs;
+  // Ten tenants, room for three idle connections in all.
+  std::vector<v1::Tenant> tenants;
+  for (int i = 0; i < 10; ++i) {
+    v1::Tenant t = Tenant();
+    t.set_name(absl::StrCat("t", i));
+    tenants.push_back(t);
+  }
+  TreezorOAuthClient client(tenants, {.clock = &clock_,
+                                      .max_idle_connections = 3});
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_OK(client.Fetch({.tenant = absl::StrCat("t", i)}).token);
+    EXPECT_LE(client.idle_connections(), 3u);
+  }
+  // The most recent tenant's connection is still there for its next request;
+  // the oldest one's was closed.
+  ASSERT_OK(client.Fetch({.tenant = "t9"}).token);
+  ASSERT_OK(client.Fetch({.tenant = "t0"}).token);
+  const std::vector<std::string> lines = logs.lines();
+  ASSERT_EQ(lines.size(), 12u);
+  EXPECT_THAT(lines[10], HasSubstr(R"("new_connections":"0")"));
+  EXPECT_THAT(lines[11], HasSubstr(R"("new_connections":"1")"));
+}
+
+TEST_F(TreezorOAuthClientTest, ResetConnectionsMakesTheNextRequestHandshakeAgain) {
+  StartTreezor([](FakeTreezor::Options& o) { o.keep_alive = true; });
+  LogCapture logs;
+  auto client = Client(Tenant());
+  ASSERT_OK(client->Fetch(Request()).token);
+  client->ResetConnections("acme");  // e.g. its client certificate rotated
+  ASSERT_OK(client->Fetch(Request()).token);
+  const std::vector<std::string> lines = logs.lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[1], HasSubstr(R"("new_connections":"1")"));
+}
+
 TEST_F(TreezorOAuthClientTest, LogsOneLinePerRequestNamingTheTokenByFingerprint) {
   LogCapture logs;
   auto client = Client(Tenant());
