@@ -5,7 +5,8 @@
 // Never pass a secret or a token as a field: name a token by
 // TokenFingerprint(). Tests install a sink to capture lines and prove that.
 //
-// Thread-safety: all functions are thread-safe; lines are written whole.
+// Thread-safety: all functions are thread-safe; lines are written whole and
+// in order.
 #ifndef TREEZOR_BROKER_SERVER_LOGGING_H_
 #define TREEZOR_BROKER_SERVER_LOGGING_H_
 
@@ -50,6 +51,10 @@ inline void LogError(absl::string_view m,
                      std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kError, m, f);
 }
+
+// Lines go to stderr through a writer thread (errors are written at once);
+// FlushLogs() writes whatever is pending. It also runs at exit().
+void FlushLogs();
 
 // Lines below `level` are dropped. Default kInfo.
 void SetMinLogLevel(LogLevel level);

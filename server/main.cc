@@ -84,6 +84,7 @@ int Run(const std::string& path) {
   LogInfo("signal received; shutting down",
           {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*broker)->Shutdown();
+  FlushLogs();
   return 0;
 }
 

@@ -1,10 +1,15 @@
 #include "server/logging.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "absl/strings/str_split.h"
 #include "server/sync.h"
 
 namespace treezor::broker {
@@ -40,6 +45,36 @@ TEST(Logging, WritesOneJsonObjectPerLine) {
   EXPECT_THAT(line, StartsWith("{\"time\":\""));
   EXPECT_THAT(line, HasSubstr("\"level\":\"info\",\"msg\":\"token obtained\","
                               "\"tenant\":\"acme\",\"version\":\"3\"}"));
+}
+
+TEST(Logging, LinesReachStderrInOrderOnceFlushed) {
+  // Point fd 2 at a file for the duration of the test.
+  char path[] = "/tmp/tzb-logging-test-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::fflush(stderr);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  for (int i = 0; i < 100; ++i) LogInfo("line", {{"i", i}});
+  LogError("an error is written at once");
+  FlushLogs();
+  dup2(saved, 2);
+  close(saved);
+  std::string content;
+  char buf[4096];
+  ssize_t n;
+  lseek(fd, 0, SEEK_SET);
+  while ((n = read(fd, buf, sizeof(buf))) > 0) content.append(buf, n);
+  close(fd);
+  unlink(path);
+  std::vector<std::string> lines = absl::StrSplit(content, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 101u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_THAT(lines[i], HasSubstr(absl::StrCat("\"i\":\"", i, "\"")));
+  }
+  EXPECT_THAT(lines[100], HasSubstr("an error is written at once"));
+  EXPECT_THAT(lines[0], ::testing::MatchesRegex(
+      R"(\{"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z",.*)"));
 }
 
 TEST(Logging, EscapesQuotesControlCharactersAndNewlines) {
