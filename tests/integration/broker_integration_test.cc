@@ -441,6 +441,9 @@ TEST_F(BrokerIntegrationTest, UpstreamFailuresOnAColdEntryAreUnavailableAndSayWh
 
 TEST_F(BrokerIntegrationTest, HealthIsServedOnBothPortsAndDescribedByReflection) {
   StartBroker();
+  // Ready once both tenants' default tokens are in (operations_test covers
+  // the NOT_SERVING phase).
+  ASSERT_TRUE(harness_->broker().WaitForFetches(2, kRpcTimeout));
   for (auto channel : {harness_->Channel("payments"), harness_->HealthChannel()}) {
     auto stub = grpc::health::v1::Health::NewStub(channel);
     grpc::health::v1::HealthCheckRequest request;
