@@ -224,16 +224,17 @@ void BrokerServer::PrefetchDefaults(const Policy& policy,
 
 void BrokerServer::OnFetchDone(const CacheKey& key) {
   {
-    MutexLock lock(&progress_mu_);
-    ++fetches_done_;
-    progress_cv_.SignalAll();
+    MutexLock lock(&ready_mu_);
+    if (warming_up_.erase(key) > 0 && warming_up_.empty() && !draining_ &&
+        !health_->serving()) {
+      LogInfo("ready: every tenant's default token fetched or failed");
+      health_->SetServing(true);
+    }
   }
-  MutexLock lock(&ready_mu_);
-  if (warming_up_.erase(key) == 0 || !warming_up_.empty() || draining_) return;
-  if (!health_->serving()) {
-    LogInfo("ready: every tenant's default token fetched or failed");
-    health_->SetServing(true);
-  }
+  // Last, so whoever waits on the count sees readiness already updated.
+  MutexLock lock(&progress_mu_);
+  ++fetches_done_;
+  progress_cv_.SignalAll();
 }
 
 void BrokerServer::WatchFilesLocked() {
