@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -22,6 +23,7 @@
 #include "client/token_digest.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/client_context.h"
+#include "treezor/broker/v1/admin_service.grpc.pb.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 
 namespace treezor::client::cli {
@@ -39,6 +41,8 @@ Gets Treezor access tokens from treezor-token-broker, over mTLS.
 Commands:
   get       print a token, an Authorization header, or JSON
   watch     print a line for every token the broker pushes
+  admin     list | refresh | reload: the broker's admin API (an admins[]
+            identity's certificate is needed)
   help      help for a command (same as: treezor-token <command> --help)
   version   print the version
 
@@ -118,6 +122,24 @@ Prints the help for COMMAND, or the overview.
 constexpr char kVersionUsage[] = R"usage(Usage: treezor-token version
 
 Prints the version of treezor-token.
+)usage";
+
+constexpr char kAdminUsage[] = R"usage(Usage: treezor-token admin <list|refresh|reload> [flags]
+
+The broker's admin API (treezor.broker.v1.BrokerAdmin). The certificate must
+carry an identity listed in the broker's admins[]; others get
+PERMISSION_DENIED (exit 3).
+
+  admin list [--tenant TENANT]
+      every cached (tenant, scope set): state, expiry, last/next renewal,
+      last error, upstream requests, idle time — as JSON; never a token
+  admin refresh --tenant TENANT [--scope SCOPE ...]
+      renew that token now; prints "fingerprint=... expires_at=..."
+  admin reload
+      re-read the broker's config file; prints the outcome as JSON and exits
+      1 if the new config was rejected (the old one stays in force)
+
+Takes the connection flags (see treezor-token --help).
 )usage";
 
 void PrintError(const absl::Status& status) {
@@ -379,6 +401,92 @@ int RunWatch(const Command& command, const ParsedFlags& flags) {
                            status.error_message()));
 }
 
+// The admin stub and a context with the --timeout deadline.
+struct AdminCall {
+  std::unique_ptr<v1::BrokerAdmin::Stub> stub;
+  grpc::ClientContext context;
+};
+
+absl::StatusOr<std::unique_ptr<AdminCall>> StartAdminCall(
+    const Connection& connection) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      CreateBrokerChannel(connection.broker);
+  if (!channel.ok()) return channel.status();
+  auto call = std::make_unique<AdminCall>();
+  call->stub = v1::BrokerAdmin::NewStub(*channel);
+  call->context.set_deadline(std::chrono::system_clock::now() +
+                             absl::ToChronoMilliseconds(connection.timeout));
+  return call;
+}
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+void PrintJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  std::cout << json;
+}
+
+int RunAdminList(const Command& command, const ParsedFlags& flags) {
+  absl::StatusOr<Connection> connection = ConnectionFrom(flags);
+  if (!connection.ok()) return UsageError(command, connection.status().message());
+  absl::StatusOr<std::unique_ptr<AdminCall>> call = StartAdminCall(*connection);
+  if (!call.ok()) return Fail(call.status());
+  v1::ListTokensRequest request;
+  if (std::optional<std::string> t = flags.Get("tenant")) request.set_tenant(*t);
+  v1::ListTokensResponse response;
+  const grpc::Status status =
+      (*call)->stub->ListTokens(&(*call)->context, request, &response);
+  if (!status.ok()) return Fail(FromGrpc(status));
+  PrintJson(response);
+  return kExitOk;
+}
+
+int RunAdminRefresh(const Command& command, const ParsedFlags& flags) {
+  absl::StatusOr<Connection> connection = ConnectionFrom(flags);
+  if (!connection.ok()) return UsageError(command, connection.status().message());
+  const std::optional<std::string> tenant = flags.Get("tenant");
+  if (!tenant.has_value()) return UsageError(command, "--tenant is required");
+  absl::StatusOr<std::unique_ptr<AdminCall>> call = StartAdminCall(*connection);
+  if (!call.ok()) return Fail(call.status());
+  v1::RefreshTokenRequest request;
+  request.set_tenant(*tenant);
+  for (const std::string& s : flags.GetAll("scope")) request.add_scopes(s);
+  v1::RefreshTokenResponse response;
+  const grpc::Status status =
+      (*call)->stub->RefreshToken(&(*call)->context, request, &response);
+  if (!status.ok()) return Fail(FromGrpc(status));
+  std::cout << "fingerprint=" << response.token_fingerprint() << " expires_at="
+            << FormatUtc(absl::FromUnixSeconds(response.expires_at().seconds()))
+            << std::endl;
+  return kExitOk;
+}
+
+int RunAdminReload(const Command& command, const ParsedFlags& flags) {
+  absl::StatusOr<Connection> connection = ConnectionFrom(flags);
+  if (!connection.ok()) return UsageError(command, connection.status().message());
+  absl::StatusOr<std::unique_ptr<AdminCall>> call = StartAdminCall(*connection);
+  if (!call.ok()) return Fail(call.status());
+  v1::ReloadConfigResponse response;
+  const grpc::Status status =
+      (*call)->stub->ReloadConfig(&(*call)->context, {}, &response);
+  if (!status.ok()) return Fail(FromGrpc(status));
+  PrintJson(response);
+  if (!response.applied()) {
+    PrintError(absl::FailedPreconditionError(
+        absl::StrCat("the broker rejected its config file; the old config "
+                     "stays in force: ",
+                     absl::StrReplaceAll(response.error(), {{"\n", "; "}}))));
+    return kExitOther;
+  }
+  return kExitOk;
+}
+
 int RunVersion(const Command&, const ParsedFlags&) {
   std::cout << kProgram << " " << Version() << "\n";
   return kExitOk;
@@ -401,6 +509,12 @@ const std::vector<Command>& Commands() {
         {"show-token", FlagSpec::kBool},
         {"count", FlagSpec::kValue}},
        RunWatch},
+      {"admin list", kAdminUsage, true, {{"tenant", FlagSpec::kValue}},
+       RunAdminList},
+      {"admin refresh", kAdminUsage, true,
+       {{"tenant", FlagSpec::kValue}, {"scope", FlagSpec::kRepeated}},
+       RunAdminRefresh},
+      {"admin reload", kAdminUsage, true, {}, RunAdminReload},
       {"help", kHelpUsage, false, {}, RunHelp},
       {"version", kVersionUsage, false, {}, RunVersion},
   };
@@ -453,13 +567,34 @@ int Run(const std::vector<std::string>& args) {
   if (name == "--version") return RunVersion(Commands()[0], {});
   // `help COMMAND` is `COMMAND --help`.
   if (name == "help" && args.size() > 1 && args[1][0] != '-') {
+    if (args[1] == "admin") {
+      std::cout << kAdminUsage;
+      return kExitOk;
+    }
     const Command* command = FindCommand(args[1]);
     if (command == nullptr) return UnknownCommand(args[1]);
     std::cout << command->usage;
     return kExitOk;
   }
-  const Command* command = FindCommand(name);
-  if (command == nullptr) return UnknownCommand(name);
+  // `admin SUB`: a two-word command.
+  size_t consumed = 1;
+  std::string command_name = name;
+  if (name == "admin") {
+    if (args.size() < 2 || args[1] == "--help" || args[1] == "-h") {
+      if (args.size() >= 2) {
+        std::cout << kAdminUsage;
+        return kExitOk;
+      }
+      std::cerr << kProgram << ": admin: missing subcommand: list, refresh "
+                << "or reload (see " << kProgram << " admin --help)"
+                << std::endl;
+      return kExitUsage;
+    }
+    command_name = absl::StrCat("admin ", args[1]);
+    consumed = 2;
+  }
+  const Command* command = FindCommand(command_name);
+  if (command == nullptr) return UnknownCommand(command_name);
 
   std::vector<FlagSpec> specs = command->flags;
   specs.push_back({"help", FlagSpec::kBool});
@@ -469,7 +604,7 @@ int Run(const std::vector<std::string>& args) {
     }
   }
   const absl::Span<const std::string> rest =
-      absl::MakeConstSpan(args).subspan(1);
+      absl::MakeConstSpan(args).subspan(consumed);
   absl::StatusOr<ParsedFlags> flags = ParseFlags(rest, specs);
   if (!flags.ok()) return UsageError(*command, flags.status().message());
   if (flags->Has("help")) {

@@ -257,7 +257,9 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   const std::vector<std::vector<std::string>> cases = {
       {},
       {"frobnicate"},
-      {"admin", "list"},  // reserved for an admin API, not there yet
+      {"admin"},  // no subcommand
+      {"admin", "frobnicate"},
+      {"admin", "refresh"},  // no --tenant
       {"get"},            // no --tenant
       {"get", "--tenant"},
       {"get", "--tenant", "acme", "--bogus"},
@@ -281,7 +283,7 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
 }
 
 TEST_F(CliTest, EveryCommandHasHelp) {
-  for (const std::string command : {"get", "watch", "help", "version"}) {
+  for (const std::string command : {"get", "watch", "admin", "help", "version"}) {
     const Subprocess::Result r = Run({command, "--help"}, {});
     EXPECT_EQ(r.exit_code, 0) << command;
     EXPECT_THAT(r.out, StartsWith("Usage: treezor-token " + command)) << command;
@@ -296,6 +298,41 @@ TEST_F(CliTest, EveryCommandHasHelp) {
         "TREEZOR_BROKER_KEY", "Exit codes", "PERMISSION_DENIED"}) {
     EXPECT_THAT(r.out, HasSubstr(documented));
   }
+}
+
+TEST_F(CliTest, AdminListShowsEntriesAsJsonForAdminsOnly) {
+  BrokerToken();  // acme's default entry exists
+  Subprocess::Result r = Run({"admin", "list"}, Env("oncall"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("tenant": "acme")"));
+  EXPECT_THAT(r.out, HasSubstr(R"("state": "FRESH")"));
+  EXPECT_THAT(r.out, Not(HasSubstr(BrokerToken().access_token())));
+  r = Run({"admin", "list"}, Env("payments"));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, IsErrorLine("PERMISSION_DENIED"));
+}
+
+TEST_F(CliTest, AdminRefreshRenewsAndPrintsTheNewFingerprint) {
+  const std::string before = BrokerToken().access_token();
+  const Subprocess::Result r =
+      Run({"admin", "refresh", "--tenant", "acme"}, Env("oncall"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string after = BrokerToken().access_token();
+  EXPECT_NE(after, before);
+  EXPECT_THAT(r.out, StartsWith(absl::StrCat("fingerprint=",
+                                             TokenFingerprint(after),
+                                             " expires_at=")));
+}
+
+TEST_F(CliTest, AdminReloadReportsTheOutcome) {
+  Subprocess::Result r = Run({"admin", "reload"}, Env("oncall"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("applied": true)"));
+  ::treezor::broker::testing::WriteFileOrDie(harness_.config_path(), "{\"bogus\": 1}");
+  r = Run({"admin", "reload"}, Env("oncall"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, IsErrorLine("FAILED_PRECONDITION"));
+  EXPECT_THAT(r.err, HasSubstr("bogus"));
 }
 
 TEST_F(CliTest, VersionIsPrinted) {

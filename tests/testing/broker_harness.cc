@@ -68,10 +68,12 @@ BrokerHarness::~BrokerHarness() {
 }
 
 void BrokerHarness::StopBroker() {
-  if (broker_ != nullptr) {
-    broker_->Shutdown();
-    broker_.reset();
+  std::unique_ptr<BrokerServer> broker;
+  {
+    MutexLock lock(&broker_mu_);
+    broker = std::move(broker_);
   }
+  if (broker != nullptr) broker->Shutdown();
 }
 
 absl::Status BrokerHarness::Start() {
@@ -141,10 +143,16 @@ absl::Status BrokerHarness::Start() {
   broker_options.file_poll_interval = options_.file_poll_interval;
   auto broker = BrokerServer::Start(*config, broker_options);
   if (!broker.ok()) return broker.status();
-  broker_ = *std::move(broker);
+  {
+    MutexLock lock(&broker_mu_);
+    broker_ = *std::move(broker);
+  }
   if (options_.fake_clock) {
-    BrokerServer* b = broker_.get();
-    clock_.AddListener([b] { b->cache().Wake(); });
+    // The listener outlives a stopped broker: look it up under the lock.
+    clock_.AddListener([this] {
+      MutexLock lock(&broker_mu_);
+      if (broker_ != nullptr) broker_->cache().Wake();
+    });
   }
   return absl::OkStatus();
 }

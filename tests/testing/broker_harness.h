@@ -134,6 +134,10 @@ class BrokerHarness {
   std::optional<CertFactory> treezor_ca_;
   std::map<std::string, CertPaths> callers_;
   std::unique_ptr<FakeTreezor> treezor_;
+  // Guards the pointer only (the fake clock's listener reads it from the
+  // test thread while StopBroker may reset it); the broker itself is
+  // thread-safe.
+  Mutex broker_mu_;
   std::unique_ptr<BrokerServer> broker_;
   std::string config_json_;
   std::string config_path_;
