@@ -26,11 +26,18 @@ v1::TokenEntry::State ToProto(EntrySnapshot::State state) {
   return v1::TokenEntry::STATE_UNSPECIFIED;
 }
 
-void AuditAdmin(absl::string_view rpc, const std::vector<std::string>& ids,
-                const absl::Status& outcome) {
-  LogInfo("audit", {{"rpc", rpc},
+// The end of every admin RPC: one audit line, the RPC metric, the answer.
+void FinishAdmin(grpc::ServerUnaryReactor* reactor, BrokerMetrics* metrics,
+                 BrokerMetrics::Rpc rpc, absl::string_view rpc_name,
+                 const std::vector<std::string>& ids,
+                 const absl::Status& outcome, absl::Time started) {
+  LogInfo("audit", {{"rpc", rpc_name},
                     {"caller", absl::StrJoin(ids, ",")},
                     {"outcome", absl::StatusCodeToString(outcome.code())}});
+  if (metrics != nullptr) {
+    metrics->RecordRpc(rpc, outcome.code(), absl::Now() - started);
+  }
+  reactor->Finish(ToGrpcStatus(outcome));
 }
 
 }  // namespace
@@ -102,12 +109,8 @@ grpc::ServerUnaryReactor* AdminService::ListTokens(
     }
     if (hooks_.generation) response->set_config_generation(hooks_.generation());
   }
-  AuditAdmin("ListTokens", ids, status);
-  if (metrics_ != nullptr) {
-    metrics_->RecordRpc(BrokerMetrics::Rpc::kListTokens, status.code(),
-                        absl::Now() - started);
-  }
-  reactor->Finish(ToGrpcStatus(status));
+  FinishAdmin(reactor, metrics_, BrokerMetrics::Rpc::kListTokens, "ListTokens",
+              ids, status, started);
   return reactor;
 }
 
@@ -134,12 +137,8 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
     }
   }
   if (!status.ok()) {
-    AuditAdmin("RefreshToken", ids, status);
-    if (metrics_ != nullptr) {
-      metrics_->RecordRpc(BrokerMetrics::Rpc::kRefreshToken, status.code(),
-                          absl::Now() - started);
-    }
-    reactor->Finish(ToGrpcStatus(status));
+    FinishAdmin(reactor, metrics_, BrokerMetrics::Rpc::kRefreshToken,
+                "RefreshToken", ids, status, started);
     return reactor;
   }
   BrokerMetrics* metrics = metrics_;
@@ -152,12 +151,8 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
                        response->mutable_expires_at());
           response->set_token_fingerprint((*token)->fingerprint);
         }
-        AuditAdmin("RefreshToken", ids, token.status());
-        if (metrics != nullptr) {
-          metrics->RecordRpc(BrokerMetrics::Rpc::kRefreshToken,
-                             token.status().code(), absl::Now() - started);
-        }
-        reactor->Finish(ToGrpcStatus(token.status()));
+        FinishAdmin(reactor, metrics, BrokerMetrics::Rpc::kRefreshToken,
+                    "RefreshToken", ids, token.status(), started);
       });
   return reactor;
 }
@@ -173,12 +168,8 @@ grpc::ServerUnaryReactor* AdminService::ReloadConfig(
     // Inline: reading and validating the file takes milliseconds.
     *response = hooks_.reload();
   }
-  AuditAdmin("ReloadConfig", ids, status);
-  if (metrics_ != nullptr) {
-    metrics_->RecordRpc(BrokerMetrics::Rpc::kReloadConfig, status.code(),
-                        absl::Now() - started);
-  }
-  reactor->Finish(ToGrpcStatus(status));
+  FinishAdmin(reactor, metrics_, BrokerMetrics::Rpc::kReloadConfig,
+              "ReloadConfig", ids, status, started);
   return reactor;
 }
 
