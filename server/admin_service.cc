@@ -4,16 +4,10 @@
 #include "server/grpc_status.h"
 #include "server/logging.h"
 #include "server/peer_identity.h"
+#include "server/proto_time.h"
 
 namespace treezor::broker {
 namespace {
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return;
-  const int64_t nanos = absl::ToUnixNanos(t);
-  out->set_seconds(nanos / 1'000'000'000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
-}
 
 v1::TokenEntry::State ToProto(EntrySnapshot::State state) {
   switch (state) {
@@ -89,9 +83,9 @@ grpc::ServerUnaryReactor* AdminService::ListTokens(
       out->set_tenant(e.key.tenant);
       for (const std::string& s : e.key.scopes.scopes()) out->add_scopes(s);
       out->set_state(ToProto(e.state));
-      SetTimestamp(e.expires_at, out->mutable_expires_at());
-      SetTimestamp(e.last_renewal, out->mutable_last_renewal());
-      SetTimestamp(e.renew_at, out->mutable_next_renewal());
+      ToProtoTimestamp(e.expires_at, out->mutable_expires_at());
+      ToProtoTimestamp(e.last_renewal, out->mutable_last_renewal());
+      ToProtoTimestamp(e.renew_at, out->mutable_next_renewal());
       if (!e.last_error.ok()) {
         out->set_last_error_code(absl::StatusCodeToString(e.last_error.code()));
         out->set_last_error_message(std::string(e.last_error.message()));
@@ -99,10 +93,8 @@ grpc::ServerUnaryReactor* AdminService::ListTokens(
       out->set_consecutive_failures(e.consecutive_failures);
       out->set_upstream_requests(e.fetch_count);
       if (e.last_used != absl::InfinitePast()) {
-        const int64_t idle_ms = absl::ToInt64Milliseconds(now - e.last_used);
-        out->mutable_idle()->set_seconds(idle_ms / 1000);
-        out->mutable_idle()->set_nanos(static_cast<int32_t>(idle_ms % 1000) *
-                                       1'000'000);
+        ToProtoDuration(absl::Trunc(now - e.last_used, absl::Milliseconds(1)),
+                        out->mutable_idle());
       }
       out->set_watchers(e.subscribers);
       out->set_token_fingerprint(e.token_fingerprint);
@@ -147,7 +139,7 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
       [reactor, response, ids, metrics,
        started](absl::StatusOr<TokenCache::TokenPtr> token) {
         if (token.ok()) {
-          SetTimestamp((*token)->token.expires_at,
+          ToProtoTimestamp((*token)->token.expires_at,
                        response->mutable_expires_at());
           response->set_token_fingerprint((*token)->fingerprint);
         }

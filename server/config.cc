@@ -27,6 +27,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "openssl/crypto.h"
+#include "server/proto_time.h"
 #include "server/scope_set.h"
 
 namespace treezor::broker {
@@ -349,10 +350,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& file) {
   return content;
 }
 
-absl::Duration ToDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
 struct HostPort {
   std::string host;  // without brackets
   int port = 0;
@@ -508,10 +505,10 @@ class Validator {
     ValidateRenewal(config);
     ValidateUpstream(config);
     if (config.has_shutdown_grace_period() &&
-        ToDuration(config.shutdown_grace_period()) < absl::ZeroDuration()) {
+        FromProtoDuration(config.shutdown_grace_period()) < absl::ZeroDuration()) {
       problems_.Add("shutdownGracePeriod",
                     absl::StrCat("must not be negative, got ",
-                                 absl::FormatDuration(ToDuration(
+                                 absl::FormatDuration(FromProtoDuration(
                                      config.shutdown_grace_period()))));
     }
   }
@@ -553,9 +550,9 @@ class Validator {
 
   void RequirePositive(const std::string& path,
                        const google::protobuf::Duration& d) {
-    if (ToDuration(d) <= absl::ZeroDuration()) {
+    if (FromProtoDuration(d) <= absl::ZeroDuration()) {
       problems_.Add(path, absl::StrCat("must be positive, got ",
-                                       absl::FormatDuration(ToDuration(d))));
+                                       absl::FormatDuration(FromProtoDuration(d))));
     }
   }
 
@@ -932,20 +929,20 @@ RenewalSettings RenewalSettingsFromConfig(const v1::BrokerConfig& config) {
     s.renew_remaining_fraction = r.renew_remaining_fraction();
   }
   if (r.has_jitter_fraction()) s.jitter_fraction = r.jitter_fraction();
-  if (r.has_min_remaining()) s.min_remaining = ToDuration(r.min_remaining());
+  if (r.has_min_remaining()) s.min_remaining = FromProtoDuration(r.min_remaining());
   if (r.has_min_remaining_fraction()) {
     s.min_remaining_fraction = r.min_remaining_fraction();
   }
-  if (r.has_idle_timeout()) s.idle_timeout = ToDuration(r.idle_timeout());
+  if (r.has_idle_timeout()) s.idle_timeout = FromProtoDuration(r.idle_timeout());
   if (r.has_initial_backoff()) {
-    s.initial_backoff = ToDuration(r.initial_backoff());
+    s.initial_backoff = FromProtoDuration(r.initial_backoff());
   }
-  if (r.has_max_backoff()) s.max_backoff = ToDuration(r.max_backoff());
+  if (r.has_max_backoff()) s.max_backoff = FromProtoDuration(r.max_backoff());
   if (r.has_refused_backoff()) {
-    s.refused_backoff = ToDuration(r.refused_backoff());
+    s.refused_backoff = FromProtoDuration(r.refused_backoff());
   }
   if (r.has_refresh_token_max_age()) {
-    s.refresh_token_max_age = ToDuration(r.refresh_token_max_age());
+    s.refresh_token_max_age = FromProtoDuration(r.refresh_token_max_age());
   }
   return s;
 }
@@ -957,23 +954,23 @@ UpstreamSettings UpstreamSettingsFromConfig(const v1::BrokerConfig& config) {
     s.max_concurrent_requests = u.max_concurrent_requests();
   }
   if (u.has_connect_timeout()) {
-    s.connect_timeout = ToDuration(u.connect_timeout());
+    s.connect_timeout = FromProtoDuration(u.connect_timeout());
   }
   if (u.has_request_timeout()) {
-    s.request_timeout = ToDuration(u.request_timeout());
+    s.request_timeout = FromProtoDuration(u.request_timeout());
   }
   return s;
 }
 
 absl::Duration ShutdownGracePeriod(const v1::BrokerConfig& config) {
   return config.has_shutdown_grace_period()
-             ? ToDuration(config.shutdown_grace_period())
+             ? FromProtoDuration(config.shutdown_grace_period())
              : kDefaultShutdownGracePeriod;
 }
 
 absl::Duration ServerTlsRefreshInterval(const v1::BrokerConfig& config) {
   return config.server_tls().has_refresh_interval()
-             ? ToDuration(config.server_tls().refresh_interval())
+             ? FromProtoDuration(config.server_tls().refresh_interval())
              : kDefaultServerTlsRefreshInterval;
 }
 

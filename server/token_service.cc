@@ -11,6 +11,7 @@
 #include "server/grpc_status.h"
 #include "server/logging.h"
 #include "server/peer_identity.h"
+#include "server/proto_time.h"
 
 namespace treezor::broker {
 namespace {
@@ -105,10 +106,7 @@ void FillResponse(const CacheKey& key, const CachedToken& token,
                   v1::GetTokenResponse* response) {
   response->set_access_token(token.token.access_token);
   response->set_token_type("Bearer");
-  const int64_t nanos = absl::ToUnixNanos(token.token.expires_at);
-  response->mutable_expires_at()->set_seconds(nanos / 1'000'000'000);
-  response->mutable_expires_at()->set_nanos(
-      static_cast<int32_t>(nanos % 1'000'000'000));
+  ToProtoTimestamp(token.token.expires_at, response->mutable_expires_at());
   for (const std::string& s : key.scopes.scopes()) response->add_scopes(s);
   response->set_tenant(key.tenant);
 }
@@ -328,8 +326,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   CacheKey key{request->tenant(), *std::move(scopes)};
   TokenCache::GetOptions options;
   if (request->has_min_ttl()) {
-    options.min_ttl = absl::Seconds(request->min_ttl().seconds()) +
-                      absl::Nanoseconds(request->min_ttl().nanos());
+    options.min_ttl = FromProtoDuration(request->min_ttl());
   }
   options.rejected_token_sha256 = request->rejected_token_sha256();
   cache_->GetAsync(
