@@ -128,6 +128,22 @@ class TokenCacheTest : public ::testing::Test {
     return cache_->Get(key, options, absl::Now() + absl::Seconds(10));
   }
 
+  // `n` callers call Get(key_, options) while the fetcher is held, so they
+  // all pile onto one fetch; returns their answers once it is released.
+  std::vector<absl::StatusOr<TokenPtr>> GetConcurrentlyWhileHeld(
+      int n, TokenCache::GetOptions options = {}) {
+    fetcher_.Hold();
+    std::vector<std::thread> threads;
+    std::vector<absl::StatusOr<TokenPtr>> results(n);
+    for (int i = 0; i < n; ++i) {
+      threads.emplace_back([&, i] { results[i] = Get(key_, options); });
+    }
+    EXPECT_TRUE(fetcher_.WaitForInFlight(1));
+    fetcher_.Release();
+    for (auto& t : threads) t.join();
+    return results;
+  }
+
   const CacheKey key_{"acme", ScopeSet::FromList({"admin", "read_all"})};
   FakeClock clock_;
   FakeTokenFetcher fetcher_;
@@ -157,16 +173,7 @@ TEST_F(TokenCacheTest, ScopeOrderAndDuplicatesShareOneEntry) {
 
 TEST_F(TokenCacheTest, ConcurrentColdCallersShareOneFetch) {
   MakeCache();
-  fetcher_.Hold();
-  constexpr int kCallers = 200;
-  std::vector<std::thread> threads;
-  std::vector<absl::StatusOr<TokenPtr>> results(kCallers);
-  for (int i = 0; i < kCallers; ++i) {
-    threads.emplace_back([&, i] { results[i] = Get(key_); });
-  }
-  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
-  fetcher_.Release();
-  for (auto& t : threads) t.join();
+  const auto results = GetConcurrentlyWhileHeld(200);
   EXPECT_EQ(fetcher_.calls(), 1);
   for (const auto& r : results) {
     ASSERT_OK(r);
@@ -384,18 +391,8 @@ TEST_F(TokenCacheTest, MinTtlBeyondAFreshTokensLifetimeIsOutOfRange) {
 TEST_F(TokenCacheTest, RejectedCurrentTokenIsReplacedOnce) {
   MakeCache();
   ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
-  fetcher_.Hold();
-  constexpr int kCallers = 100;
-  std::vector<std::thread> threads;
-  std::vector<absl::StatusOr<TokenPtr>> results(kCallers);
-  for (int i = 0; i < kCallers; ++i) {
-    threads.emplace_back([&, i] {
-      results[i] = Get(key_, {.rejected_token_sha256 = first->sha256_hex});
-    });
-  }
-  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
-  fetcher_.Release();
-  for (auto& t : threads) t.join();
+  const auto results = GetConcurrentlyWhileHeld(
+      100, {.rejected_token_sha256 = first->sha256_hex});
   EXPECT_EQ(fetcher_.calls(), 2);
   for (const auto& r : results) {
     ASSERT_OK(r);
