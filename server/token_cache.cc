@@ -28,10 +28,6 @@ absl::Status OutOfRange(absl::Duration min_ttl, absl::Duration lifetime) {
       ")"));
 }
 
-std::string ScopesForLog(const CacheKey& key) {
-  return key.scopes.ToOAuthString();
-}
-
 }  // namespace
 
 const char* EntryStateName(EntrySnapshot::State state) {
@@ -113,7 +109,7 @@ void TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
         entry->token->sha256_hex == options.rejected_token_sha256) {
       LogInfo("cached token reported as rejected by Treezor; renewing",
               {{"tenant", key.tenant},
-               {"scopes", ScopesForLog(key)},
+               {"scopes", key.scopes.ToOAuthString()},
                {"token_fp", entry->token->fingerprint}});
       entry->token = nullptr;
     }
@@ -307,7 +303,7 @@ void TokenCache::OnDue(const std::shared_ptr<Entry>& entry) {
   }
   if (drop) {
     LogInfo("dropping idle token entry",
-            {{"tenant", entry->key.tenant}, {"scopes", ScopesForLog(entry->key)}});
+            {{"tenant", entry->key.tenant}, {"scopes", entry->key.scopes.ToOAuthString()}});
     RemoveEntry(entry);
     if (observer_ != nullptr) observer_->OnEntryDropped(entry->key);
   }
@@ -402,7 +398,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
                                     Random() * 2.0 - 1.0));
       LogInfo("token obtained",
               {{"tenant", entry->key.tenant},
-               {"scopes", ScopesForLog(entry->key)},
+               {"scopes", entry->key.scopes.ToOAuthString()},
                {"token_fp", cached->fingerprint},
                {"expires_at", absl::FormatTime(absl::RFC3339_sec, cached->token.expires_at,
                                              absl::UTCTimeZone())},
@@ -421,7 +417,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
       ScheduleLocked(entry, entry->retry_not_before);
       LogWarning("token fetch failed; will retry",
                  {{"tenant", entry->key.tenant},
-                  {"scopes", ScopesForLog(entry->key)},
+                  {"scopes", entry->key.scopes.ToOAuthString()},
                   {"error", error.ToString()},
                   {"consecutive_failures", entry->consecutive_failures},
                   {"retry_in", absl::FormatDuration(delay)},
