@@ -381,6 +381,18 @@ bool BrokerServer::WaitForFetches(int64_t n, absl::Duration timeout) {
   return true;
 }
 
+bool BrokerServer::WaitUntilReady(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  MutexLock lock(&progress_mu_);
+  // OnFetchDone updates readiness before it signals progress_cv_.
+  while (!health_->serving()) {
+    if (!progress_cv_.WaitFor(&progress_mu_, deadline - absl::Now())) {
+      return health_->serving();
+    }
+  }
+  return true;
+}
+
 int64_t BrokerServer::fetches_done() const {
   MutexLock lock(&progress_mu_);
   return fetches_done_;
@@ -397,6 +409,8 @@ void BrokerServer::Shutdown() {
   watcher_.reset();  // no reload during the drain
   if (server_ == nullptr) {  // Start() failed half-way
     if (health_server_ != nullptr) health_server_->Shutdown();
+    if (metrics_ != nullptr) metrics_->StopServing();
+    if (fetcher_ != nullptr) fetcher_->Shutdown();
     if (cache_ != nullptr) cache_->Shutdown();
     return;
   }
@@ -410,29 +424,38 @@ void BrokerServer::Shutdown() {
   health_->EndWatches();
   token_service_->EndWatches();
 
-  // In-flight GetToken calls waiting on a fetch finish when it does; if the
-  // grace period runs out first, the cache answers them UNAVAILABLE so the
-  // server's drain can complete.
-  const auto deadline = std::chrono::system_clock::now() +
-                        absl::ToChronoMilliseconds(grace_period_);
+  // Calls admitted before now finish normally until the grace period ends
+  // (a GetToken waiting for Treezor gets its token when the fetch completes).
+  // Then the cache answers whoever still waits UNAVAILABLE ("shutting
+  // down"); gRPC's own hard cancel comes kAnswerMargin later, so that those
+  // answers are written first and no admitted call sees CANCELLED.
+  constexpr absl::Duration kAnswerMargin = absl::Seconds(1);
+  const absl::Time grace_end = absl::Now() + grace_period_;
   Mutex mu;
   CondVar cv;
   bool drained = false;
   std::thread drainer([&] {
-    server_->Shutdown(deadline);
+    server_->Shutdown(absl::ToChronoTime(grace_end + kAnswerMargin));
     MutexLock lock(&mu);
     drained = true;
     cv.SignalAll();
   });
   {
     MutexLock lock(&mu);
-    const absl::Time until = absl::Now() + grace_period_;
-    while (!drained && absl::Now() < until) cv.WaitFor(&mu, until - absl::Now());
+    while (!drained && absl::Now() < grace_end) {
+      cv.WaitFor(&mu, grace_end - absl::Now());
+    }
   }
+  // Requests to Treezor still running are aborted, so a hanging Treezor
+  // cannot hold the exit past the grace period by its request timeout.
+  fetcher_->Shutdown();
   cache_->Shutdown();
   drainer.join();
   if (health_server_ != nullptr) health_server_->Shutdown();
   server_->Wait();
+  // Last: metrics are scraped during the drain, and the exposer must stop
+  // before the cache and services its scrape reads are destroyed.
+  metrics_->StopServing();
   LogInfo("broker stopped");
 }
 

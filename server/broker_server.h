@@ -86,6 +86,9 @@ class BrokerServer {
   bool WaitForFetches(int64_t n, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(progress_mu_);
   int64_t fetches_done() const ABSL_LOCKS_EXCLUDED(progress_mu_);
+  // True once the broker is ready (every tenant's default token fetched or
+  // failed: health SERVING).
+  bool WaitUntilReady(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(progress_mu_);
 
   // Health NOT_SERVING, WatchToken streams ended, no new RPCs, in-flight RPCs
   // given until the grace period to finish; then everything stops.

@@ -204,14 +204,19 @@ absl::Status BrokerMetrics::Serve(const std::string& address) {
   }
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(entries_);
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  port_.store(ports.empty() ? 0 : ports.front());
   return absl::OkStatus();
 }
 
-int BrokerMetrics::port() const {
-  if (exposer_ == nullptr) return 0;
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
+void BrokerMetrics::StopServing() {
+  // Joins civetweb's threads: no scrape is running once this returns.
+  exposer_.reset();
+  port_.store(0);
+  entries_->SetSources({});
 }
+
+int BrokerMetrics::port() const { return port_.load(); }
 
 void BrokerMetrics::RecordRpc(Rpc rpc, absl::StatusCode code,
                               absl::Duration latency) {

@@ -11,6 +11,7 @@
 #define TREEZOR_BROKER_SERVER_METRICS_H_
 
 #include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +47,10 @@ class BrokerMetrics final : public TokenCache::Observer {
 
   // Serves /metrics on `address` ("host:port"; port 0 picks one).
   absl::Status Serve(const std::string& address);
+  // Stops serving /metrics and forgets the sources; returns once no scrape
+  // is running, so what the sources read may then be destroyed. Call it
+  // from the thread that called Serve.
+  void StopServing();
   // The bound port, 0 when not serving.
   int port() const;
 
@@ -70,6 +75,7 @@ class BrokerMetrics final : public TokenCache::Observer {
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<EntryCollector> entries_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::atomic<int> port_{0};
 
   static constexpr int kCodes = 17;  // gRPC status codes 0..16
   // [rpc][code], created up front: the hot path does no label lookup.

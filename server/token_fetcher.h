@@ -42,7 +42,8 @@ struct FetchResult {
   // the caller should discard the chain and authenticate from scratch at once.
   bool refresh_token_rejected = false;
   // For metrics, from a small fixed set: "ok", "connect", "tls", "timeout",
-  // "network", "http_429", "http_4xx", "http_5xx", "unparsable",
+  // "network", "aborted" (at shutdown), "http_429", "http_4xx", "http_5xx",
+  // "unparsable",
   // "oauth_<RFC 6749 error code>" or "oauth_other", "config",
   // "not_configured".
   std::string outcome;
@@ -55,6 +56,9 @@ class TokenFetcher {
  public:
   virtual ~TokenFetcher() = default;
   virtual FetchResult Fetch(const FetchRequest& request) = 0;
+  // At shutdown: requests in flight end soon (UNAVAILABLE) instead of
+  // running to their timeout, and later ones fail at once. Idempotent.
+  virtual void Shutdown() {}
 };
 
 }  // namespace treezor::broker

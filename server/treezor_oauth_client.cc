@@ -303,7 +303,16 @@ struct HttpExchange {
   long new_connections = 0;
   bool tls_handshake_done = false;
   long response_header_bytes = 0;
+  // Set at shutdown: the transfer is aborted.
+  const std::atomic<bool>* cancelled = nullptr;
 };
+
+// libcurl's progress callback: a non-zero answer aborts the transfer
+// (CURLE_ABORTED_BY_CALLBACK). Called at least once a second while idle.
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* exchange = static_cast<const HttpExchange*>(user);
+  return exchange->cancelled != nullptr && exchange->cancelled->load() ? 1 : 0;
+}
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* exchange = static_cast<HttpExchange*>(user);
@@ -387,6 +396,9 @@ bool SetOptions(CURL* curl, const v1::Tenant& tenant,
   check(curl_easy_setopt(curl, CURLOPT_WRITEDATA, exchange));
   check(curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader));
   check(curl_easy_setopt(curl, CURLOPT_HEADERDATA, exchange));
+  check(curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L));
+  check(curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress));
+  check(curl_easy_setopt(curl, CURLOPT_XFERINFODATA, exchange));
   return ok;
 }
 
@@ -443,6 +455,8 @@ absl::string_view FailureKind(const HttpExchange& exchange) {
       return "connect";
     case CURLE_OPERATION_TIMEDOUT:
       return "timeout";
+    case CURLE_ABORTED_BY_CALLBACK:
+      return "aborted";
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -478,6 +492,10 @@ absl::Status TransferError(absl::string_view tenant,
     return TenantError(absl::StatusCode::kUnavailable, tenant,
                        absl::StrCat("network error: response larger than ",
                                     kMaxResponseBytes, " bytes"));
+  }
+  if (exchange.code == CURLE_ABORTED_BY_CALLBACK) {
+    return TenantError(absl::StatusCode::kUnavailable, tenant,
+                       "request aborted: the broker is shutting down");
   }
   const absl::string_view detail = exchange.error_buffer;
   const absl::string_view kind = FailureKind(exchange);
@@ -793,6 +811,13 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
     LogOutcome(log, result);
     return result;
   }
+  if (shutting_down_.load()) {
+    result.token = TenantError(absl::StatusCode::kUnavailable, request.tenant,
+                               "the broker is shutting down");
+    result.outcome = "aborted";
+    LogOutcome(log, result);
+    return result;
+  }
   const v1::Tenant& config = tenant->config;
   if (!absl::StartsWithIgnoreCase(config.base_url(), "https://")) {
     result.token = TenantError(absl::StatusCode::kFailedPrecondition,
@@ -820,6 +845,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
     return result;
   }
   HttpExchange exchange;
+  exchange.cancelled = &shutting_down_;
   const auto start = std::chrono::steady_clock::now();
   const absl::Status performed = Perform(handle.get(), config, options_,
                                          token_request->params, &exchange);

@@ -31,6 +31,7 @@
 #ifndef TREEZOR_BROKER_SERVER_TREEZOR_OAUTH_CLIENT_H_
 #define TREEZOR_BROKER_SERVER_TREEZOR_OAUTH_CLIENT_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,6 +75,9 @@ class TreezorOAuthClient final : public TokenFetcher {
 
   FetchResult Fetch(const FetchRequest& request) override
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Aborts requests in flight within about a second (libcurl's progress
+  // callback), so a hanging Treezor cannot hold the broker's exit.
+  void Shutdown() override { shutting_down_.store(true); }
 
   // Replaces the tenant set (configuration hot reload). Tenants whose
   // configuration is unchanged keep their idle connections; the others start
@@ -96,6 +100,7 @@ class TreezorOAuthClient final : public TokenFetcher {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
+  std::atomic<bool> shutting_down_{false};
   // Idle curl handles of all tenants.
   const std::unique_ptr<internal::CurlHandlePool> pool_;
   mutable Mutex mu_;

@@ -134,10 +134,24 @@ class BrokerIntegrationTest : public ::testing::Test {
     return a.response.access_token();
   }
 
-  // The start-up prefetch of acme's default scopes is done.
+  // The start-up prefetch of every tenant's default scopes is done, so no
+  // background fetch races the test's own.
   void WaitForWarmUp() {
-    ASSERT_TRUE(harness_->treezor().WaitForRequests(1, kRpcTimeout));
-    ASSERT_TRUE(Get("payments", "acme").status.ok());
+    ASSERT_TRUE(harness_->broker().WaitUntilReady(kRpcTimeout));
+  }
+
+  // The access token the double issued for its only request with `scope`.
+  std::string IssuedFingerprintFor(const std::string& scope) {
+    std::string fingerprint;
+    int n = 0;
+    for (const auto& r : harness_->treezor().requests()) {
+      if (FakeTreezor::WithScope(scope)(r)) {
+        fingerprint = r.access_token_fingerprint;
+        ++n;
+      }
+    }
+    EXPECT_EQ(n, 1) << "requests with scope \"" << scope << "\"";
+    return fingerprint;
   }
 
   std::unique_ptr<BrokerHarness> harness_;
@@ -150,7 +164,10 @@ TEST_F(BrokerIntegrationTest, AuthorizedCallerGetsAValidTreezorJwt) {
   EXPECT_EQ(a.response.tenant(), "acme");
   EXPECT_EQ(a.response.token_type(), "Bearer");
   EXPECT_THAT(a.response.scopes(), ElementsAre("admin", "read_all"));
-  EXPECT_EQ(a.response.access_token(), harness_->treezor().last_access_token());
+  // The token the double issued for this scope set (the start-up prefetch
+  // of the default scopes may finish before or after it).
+  EXPECT_EQ(TokenFingerprint(a.response.access_token()),
+            IssuedFingerprintFor("admin read_all"));
   EXPECT_EQ(std::count(a.response.access_token().begin(),
                        a.response.access_token().end(), '.'),
             2);  // header.payload.signature
@@ -166,7 +183,9 @@ TEST_F(BrokerIntegrationTest, AuthorizedCallerGetsAValidTreezorJwt) {
 
 TEST_F(BrokerIntegrationTest, DefaultScopesAreFetchedAtStartUp) {
   StartBroker();
-  ASSERT_TRUE(harness_->treezor().WaitForRequests(1, kRpcTimeout));
+  // Nobody asked yet: the broker fetches acme's default scopes on its own.
+  ASSERT_TRUE(harness_->treezor().WaitForRequestsWhere(
+      1, FakeTreezor::WithScope("read_write"), kRpcTimeout));
   Answer a = Get("payments", "acme");
   ASSERT_TRUE(a.status.ok()) << a.status.error_message();
   EXPECT_THAT(a.response.scopes(), ElementsAre("read_write"));
@@ -330,7 +349,8 @@ TEST_F(BrokerIntegrationTest, OutageServesCachedTokenThenUnavailableThenRecovers
   const absl::Time expiry = harness_->clock().Now() + absl::Hours(1);
   harness_->treezor().SetPersistentFault(Fault::Status(503));
   harness_->clock().Advance(absl::Minutes(49));  // renewal fails
-  ASSERT_TRUE(harness_->treezor().WaitForRequests(2, kRpcTimeout));
+  ASSERT_TRUE(harness_->treezor().WaitForRequestsWhere(
+      2, FakeTreezor::WithScope("read_write"), kRpcTimeout));
   // Still served until 60 s before expiry.
   harness_->clock().Set(expiry - absl::Seconds(61));
   Answer cached = Get("payments", "acme");
@@ -472,7 +492,9 @@ TEST_F(BrokerIntegrationTest, ShutdownDrainsInFlightCallsAndEndsWatches) {
   harness_->treezor().HoldRequests();
   Answer in_flight;
   std::thread caller([&] { in_flight = Get("payments", "acme", {"legal"}); });
-  ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kRpcTimeout));
+  // The call is admitted (its fetch waits at the double) before SIGTERM.
+  ASSERT_TRUE(harness_->treezor().WaitForRequestsWhere(
+      1, FakeTreezor::WithScope("legal"), kRpcTimeout));
   std::thread stopper([&] { harness_->StopBroker(); });
   // The watch ends cleanly with UNAVAILABLE ("reconnect") ...
   v1::GetTokenResponse ignored;
@@ -485,6 +507,33 @@ TEST_F(BrokerIntegrationTest, ShutdownDrainsInFlightCallsAndEndsWatches) {
   caller.join();
   stopper.join();
   EXPECT_TRUE(in_flight.status.ok()) << in_flight.status.error_message();
+}
+
+// A call still waiting when the grace period ends is answered UNAVAILABLE
+// ("shutting down"), and the process does not wait for Treezor: the request
+// in flight is aborted, so the stop takes the grace period, not the
+// 15 s request timeout.
+TEST_F(BrokerIntegrationTest, ShutdownAnswersCallsStillWaitingWhenTheGraceEnds) {
+  StartBroker({.shutdown_grace_period = absl::Seconds(1)});
+  WaitForWarmUp();
+  harness_->treezor().SetPersistentFault(Fault::Hang());
+  Answer waiting;
+  std::thread caller([&] { waiting = Get("payments", "acme", {"legal"}); });
+  ASSERT_TRUE(harness_->treezor().WaitForRequestsWhere(
+      1, FakeTreezor::WithScope("legal"), kRpcTimeout));
+  const absl::Time start = absl::Now();
+  harness_->StopBroker();
+  const absl::Duration stop_took = absl::Now() - start;
+  caller.join();
+  harness_->treezor().SetPersistentFault(std::nullopt);
+  harness_->treezor().ReleaseHangs();
+  EXPECT_EQ(waiting.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << waiting.status.error_message();
+  EXPECT_THAT(waiting.status.error_message(), HasSubstr("shutting down"));
+  EXPECT_GE(stop_took, absl::Seconds(1));  // the grace period was granted
+  // Grace (1 s) + libcurl's abort (<= 1 s) + the answer margin (1 s), with
+  // slack for a loaded machine; far below the request timeout (15 s).
+  EXPECT_LT(stop_took, absl::Seconds(8));
 }
 
 TEST_F(BrokerIntegrationTest, EveryRpcWritesAnAuditLine) {

@@ -23,7 +23,6 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Waits for a process-level condition: bounded polling is the only way to
 # see another process become ready.
 wait_for() {  # description command...
@@ -34,21 +33,35 @@ wait_for() {  # description command...
   done
   fail "timed out waiting for $what"
 }
+# Every server binds port 0 and the test reads the port it got from its log:
+# a port picked beforehand (bind, close, pass on) can be taken by a test
+# running beside this one before the server binds it.
+logged_field() {  # log msg field -> the field's value on the first such line
+  sed -n "s/.*\"msg\":\"$2\".*\"$3\":\"\([^\"]*\)\".*/\1/p" "$1" | head -n1
+}
 
 "$root/scripts/dev-certs.sh" "$work/certs" >/dev/null
 c=$work/certs
 secret="process-test-secret-$RANDOM$RANDOM"
 printf '%s\n' "$secret" >"$work/secret"
-port=$(free_port); health_port=$(free_port); treezor_port=$(free_port)
+# The simulator first: the config names its port.
+"$simulator_bin" --listen_port 0 --cert "$c/treezor-simulator.crt" \
+  --key "$c/treezor-simulator.key" --client_ca "$c/treezor-ca.crt" \
+  --client_id 1234 --client_secret_file "$work/secret" 2>"$work/simulator.log" &
+pids+=($!)
+wait_for "the simulator's port" grep -q '"msg":"treezor simulator listening"' "$work/simulator.log"
+treezor_port=$(logged_field "$work/simulator.log" "treezor simulator listening" url)
+treezor_port=${treezor_port##*:}
+[[ $treezor_port =~ ^[0-9]+$ ]] || fail "no simulator port in its log: $(cat "$work/simulator.log")"
 
 cat >"$work/broker.json" <<JSON
 {
-  "listenAddress": "127.0.0.1:$port",
-  "healthListenAddress": "127.0.0.1:$health_port",
+  "listenAddress": "127.0.0.1:0",
+  "healthListenAddress": "127.0.0.1:0",
   "serverTls": {"certFile": "$c/broker.crt", "keyFile": "$c/broker.key",
                 "clientCaFile": "$c/internal-ca.crt"},
   "tenants": [{
-    "name": "demo", "baseUrl": "https://localhost:$treezor_port", "clientId": "1234",
+    "name": "demo", "baseUrl": "https://127.0.0.1:$treezor_port", "clientId": "1234",
     "clientSecretFile": "$work/secret", "defaultScopes": ["read_write"],
     "upstreamTls": {"caFile": "$c/treezor-ca.crt", "certFile": "$c/broker-to-treezor.crt",
                     "keyFile": "$c/broker-to-treezor.key"}
@@ -66,16 +79,17 @@ grep -q 'tenants\[0\]' "$work/bad.err" || fail "--check-config error does not na
 grep -q 'clientIdd' "$work/bad.err" || fail "--check-config error does not name the field: $(cat "$work/bad.err")"
 pass "--check-config"
 
-"$simulator_bin" --listen_port "$treezor_port" --cert "$c/treezor-simulator.crt" \
-  --key "$c/treezor-simulator.key" --client_ca "$c/treezor-ca.crt" \
-  --client_id 1234 --client_secret_file "$work/secret" 2>"$work/simulator.log" &
-pids+=($!)
 "$broker_bin" --config "$work/broker.json" 2>"$work/broker.log" &
 broker_pid=$!
 pids+=($broker_pid)
+wait_for "the broker's ports" grep -q '"msg":"broker started"' "$work/broker.log"
+port=$(logged_field "$work/broker.log" "broker started" port)
+health_port=$(logged_field "$work/broker.log" "broker started" health_port)
+[[ $port =~ ^[1-9][0-9]*$ && $health_port =~ ^[1-9][0-9]*$ ]] ||
+  fail "no ports in the broker's start line: $(cat "$work/broker.log")"
 
 tls=(--protocol grpc --cacert "$c/internal-ca.crt" --cert "$c/demo-client.crt" --key "$c/demo-client.key")
-url=https://localhost:$port
+url=https://127.0.0.1:$port
 wait_for "the broker's health port" "${buf[@]}" curl --protocol grpc --http2-prior-knowledge \
   "http://127.0.0.1:$health_port/grpc.health.v1.Health/Check"
 
@@ -111,7 +125,7 @@ pass "health checks"
 
 # SIGHUP reloads the config: a tenant added to the file starts serving.
 sed -e 's/"tenants": \["demo"\]/"tenants": ["demo", "second"]/' \
-    -e 's/"tenants": \[{/"tenants": [{"name": "second", "baseUrl": "https:\/\/localhost:'"$treezor_port"'", "clientId": "1234", "clientSecretFile": "'"${work//\//\\/}"'\/secret", "upstreamTls": {"caFile": "'"${c//\//\\/}"'\/treezor-ca.crt", "certFile": "'"${c//\//\\/}"'\/broker-to-treezor.crt", "keyFile": "'"${c//\//\\/}"'\/broker-to-treezor.key"}}, {/' \
+    -e 's/"tenants": \[{/"tenants": [{"name": "second", "baseUrl": "https:\/\/127.0.0.1:'"$treezor_port"'", "clientId": "1234", "clientSecretFile": "'"${work//\//\\/}"'\/secret", "upstreamTls": {"caFile": "'"${c//\//\\/}"'\/treezor-ca.crt", "certFile": "'"${c//\//\\/}"'\/broker-to-treezor.crt", "keyFile": "'"${c//\//\\/}"'\/broker-to-treezor.key"}}, {/' \
     "$work/broker.json" >"$work/broker.next.json"
 "$broker_bin" --check-config "$work/broker.next.json" >/dev/null || fail "the edited config is invalid"
 cp "$work/broker.next.json" "$work/broker.json.new" && mv "$work/broker.json.new" "$work/broker.json"
@@ -131,7 +145,10 @@ grep -q 'permission_denied' <<<"$out" || fail "unknown tenant: $out"
 pass "unknown tenant is PERMISSION_DENIED"
 
 # A second broker on the same port must fail, not share the port.
-if "$broker_bin" --config "$work/broker.json" 2>"$work/second.log"; then
+sed -e "s/\"listenAddress\": \"127.0.0.1:0\"/\"listenAddress\": \"127.0.0.1:$port\"/" \
+  "$work/broker.json" >"$work/second.json"
+grep -q "127.0.0.1:$port" "$work/second.json" || fail "cannot write the second broker's config"
+if "$broker_bin" --config "$work/second.json" 2>"$work/second.log"; then
   fail "a second broker started on a port in use"
 fi
 grep -q 'listenAddress' "$work/second.log" || fail "port conflict not explained: $(cat "$work/second.log")"

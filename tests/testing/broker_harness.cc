@@ -185,7 +185,7 @@ std::string BrokerHarness::RenderConfig(const std::string& extra_config,
   %s
   "serverTls": {"certFile": "%s", "keyFile": "%s", "clientCaFile": "%s",
                 "refreshInterval": "1s"},
-  "shutdownGracePeriod": "5s",
+  "shutdownGracePeriod": "%ds",
   %s
   "tenants": [
     {"name": "acme", "baseUrl": "%s", "clientId": "1234",
@@ -207,7 +207,7 @@ std::string BrokerHarness::RenderConfig(const std::string& extra_config,
       options_.health_port ? R"("healthListenAddress": "127.0.0.1:0",)" : "",
       options_.metrics_port ? R"("metricsListenAddress": "127.0.0.1:0",)" : "",
       broker.cert_file, broker.key_file, internal_ca_->ca_cert_file(),
-      extra_config, treezor_->base_url(), dir_.File("acme.secret"), acme_extra,
+      absl::ToInt64Seconds(options_.shutdown_grace_period), extra_config, treezor_->base_url(), dir_.File("acme.secret"), acme_extra,
       upstream_tls, extra_tenants, treezor_->base_url(),
       dir_.File("globex.secret"), upstream_tls, extra_callers);
 }

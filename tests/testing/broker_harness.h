@@ -72,6 +72,8 @@ class BrokerHarness {
     // What acme's secret file holds at start (the double accepts only
     // kClientSecret).
     std::string acme_secret = kClientSecret;
+    // shutdownGracePeriod of the config.
+    absl::Duration shutdown_grace_period = absl::Seconds(5);
     // How often the broker checks its config and credential files.
     absl::Duration file_poll_interval = absl::Milliseconds(50);
   };

@@ -566,7 +566,16 @@ void FakeTreezor::Stop() {
 }
 
 std::string FakeTreezor::base_url() const {
-  return absl::StrCat("https://localhost:", port_);
+  // The address actually bound, not "localhost": that name may resolve to
+  // ::1 first, where another process may hold the same port number.
+  const std::string& host = options_.host;
+  if (host.empty() || host == "0.0.0.0" || host == "::") {
+    return absl::StrCat("https://127.0.0.1:", port_);
+  }
+  if (host.find(':') != std::string::npos) {
+    return absl::StrCat("https://[", host, "]:", port_);
+  }
+  return absl::StrCat("https://", host, ":", port_);
 }
 
 // --- The handler
@@ -919,6 +928,23 @@ bool FakeTreezor::WaitForRequests(int n, absl::Duration timeout) const {
   return WaitLocked(timeout, [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return static_cast<int>(requests_.size()) >= n;
   });
+}
+
+bool FakeTreezor::WaitForRequestsWhere(
+    int n, std::function<bool(const ReceivedRequest&)> match,
+    absl::Duration timeout) const {
+  MutexLock lock(&mu_);
+  return WaitLocked(timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::count_if(requests_.begin(), requests_.end(), match) >= n;
+  });
+}
+
+std::function<bool(const ReceivedRequest&)> FakeTreezor::WithScope(
+    std::string scope) {
+  return [scope = std::move(scope)](const ReceivedRequest& r) {
+    auto it = r.params.find("scope");
+    return it == r.params.end() ? scope.empty() : it->second == scope;
+  };
 }
 
 std::string FakeTreezor::last_access_token() const {

@@ -162,7 +162,7 @@ class FakeTreezor {
   void Stop();
 
   int port() const { return port_; }
-  std::string base_url() const;  // "https://localhost:<port>"
+  std::string base_url() const;  // "https://127.0.0.1:<port>" (the bound address)
 
   // --- Fault injection. The queue is consumed one fault per request, in
   // arrival order after the gate; the persistent fault (if any) applies
@@ -203,6 +203,17 @@ class FakeTreezor {
   // True once `n` requests have arrived (answered or not).
   bool WaitForRequests(int n, absl::Duration timeout) const
       ABSL_LOCKS_EXCLUDED(mu_);
+  // True once `n` requests for which `match` holds have arrived (answered or
+  // not; a request held at the gate has arrived). Lets a test wait for *its*
+  // request rather than for any, e.g. a start-up prefetch.
+  bool WaitForRequestsWhere(int n,
+                            std::function<bool(const ReceivedRequest&)> match,
+                            absl::Duration timeout) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // `match` for WaitForRequestsWhere: the request's `scope` parameter is
+  // `scope` ("" matches a request without one).
+  static std::function<bool(const ReceivedRequest&)> WithScope(
+      std::string scope);
   std::string last_access_token() const ABSL_LOCKS_EXCLUDED(mu_);
   std::string last_refresh_token() const ABSL_LOCKS_EXCLUDED(mu_);
 
