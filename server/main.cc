@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "grpc/grpc.h"
 #include "server/broker_server.h"
 #include "server/config.h"
 #include "server/logging.h"
@@ -119,5 +120,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--config FILE is required (see --help)\n");
     return 2;
   }
-  return treezor::broker::Run(config);
+  // gRPC is shut down here, synchronously, once the broker is gone: left to
+  // itself it shuts down on a thread of its own that races the exit.
+  grpc_init();
+  const int code = treezor::broker::Run(config);
+  grpc_shutdown_blocking();
+  return code;
 }
