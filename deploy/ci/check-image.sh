@@ -146,8 +146,16 @@ done
 echo "  Dockerfile FROM: ${from_images[*]}"
 
 # One-line apt sources for SUITE, SUITE-updates and SUITE-security, from the
-# machine's deb822 sources (the mirror CI may use).
+# machine's deb822 sources (the mirror CI may use), else its one-line ones.
 apt_sources() {
+  deb822_sources | grep . || oneline_sources
+}
+oneline_sources() {
+  sed -E 's/#.*//; s/\[[^]]*\]//' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk -v suite="$suite" '$1 == "deb" && ($3 == suite || $3 == suite "-updates" || $3 == suite "-security") {
+      $1 = "deb"; print }'
+}
+deb822_sources() {
   awk -v suite="$suite" '
     function flush() {
       if (types ~ /(^| )deb( |$)/)
@@ -165,7 +173,7 @@ apt_sources() {
     END { flush() }' /etc/apt/sources.list.d/*.sources 2>/dev/null
 }
 mapfile -t sources < <(apt_sources)
-((${#sources[@]})) || die "no deb $suite sources in /etc/apt/sources.list.d/*.sources"
+((${#sources[@]})) || die "no deb $suite sources in /etc/apt/sources.list.d/*.sources or sources.list"
 printf '  apt source: %s\n' "${sources[@]}"
 
 # The official images' settings (debuerreotype): apt keeps no .deb, no
@@ -559,8 +567,10 @@ ip=$(address_of "$container")
 echo "  container $container, pod address $ip"
 check_process "kube play" "$container"
 # What the container got of the chart's securityContext, as podman reports it.
-podman inspect --format 'user {{.Config.User}}, read-only {{.HostConfig.ReadonlyRootfs}}, cap-drop {{.HostConfig.CapDrop}}, cap-add {{.HostConfig.CapAdd}}, seccomp {{.HostConfig.SecurityOpt}}, stop timeout {{.Config.StopTimeout}} s, healthcheck {{.Config.Healthcheck}}' \
-  "$container" | indent
+podman inspect --format 'user {{.Config.User}}, groups {{.HostConfig.GroupAdd}}, read-only {{.HostConfig.ReadonlyRootfs}}, cap-drop {{.HostConfig.CapDrop}}, cap-add {{.HostConfig.CapAdd}}, security-opt {{.HostConfig.SecurityOpt}}, memory limit {{.HostConfig.Memory}}, cpu quota {{.HostConfig.CpuQuota}}/{{.HostConfig.CpuPeriod}}, stop timeout {{.Config.StopTimeout}} s, healthcheck {{.Config.Healthcheck}}' \
+  "$container" | fold -s -w 100 | indent
+echo "$(grep -E '^(Uid|Gid|Groups):' "/proc/$(podman inspect --format '{{.State.Pid}}' "$container")/status" |
+  tr '\n\t' '  ')" | indent
 mapfile -t probes < <(plan 'Object.entries(p.containers[0].probes).filter(([, v]) => v && v.grpc)
   .map(([k, v]) => `${k}:${v.grpc.port}:${v.grpc.service}`).join("\n")')
 check_serving "kube play" "$ip" "$(plan 'p.containers[0].ports.grpc')" "$(plan 'p.containers[0].ports.health')" \
