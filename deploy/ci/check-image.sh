@@ -532,17 +532,21 @@ config:
 YAML
 # The Secrets and ConfigMap an operator would create (deploy/README.md step 2).
 secrets=$work/kube-secrets configmaps=$work/kube-configmaps
-mkdir -p "$secrets"/{tzb-treezor-token-broker-tls,treezor-acme-sandbox,treezor-acme-sandbox-mtls} \
+# A release name of this run's own, so that two runs on one machine do not
+# share a pod; the server certificate's Secret is "<release>-<chart>-tls".
+release=$run_id
+server_tls=$release-treezor-token-broker-tls
+mkdir -p "$secrets"/{"$server_tls",treezor-acme-sandbox,treezor-acme-sandbox-mtls} \
   "$configmaps/treezor-ca"
-cp "$certs/broker.crt" "$secrets/tzb-treezor-token-broker-tls/tls.crt"
-cp "$certs/broker.key" "$secrets/tzb-treezor-token-broker-tls/tls.key"
-cp "$certs/internal-ca.crt" "$secrets/tzb-treezor-token-broker-tls/ca.crt"
+cp "$certs/broker.crt" "$secrets/$server_tls/tls.crt"
+cp "$certs/broker.key" "$secrets/$server_tls/tls.key"
+cp "$certs/internal-ca.crt" "$secrets/$server_tls/ca.crt"
 cp "$work/client-secret" "$secrets/treezor-acme-sandbox/client-secret"
 cp "$certs/broker-to-treezor.crt" "$secrets/treezor-acme-sandbox-mtls/tls.crt"
 cp "$certs/broker-to-treezor.key" "$secrets/treezor-acme-sandbox-mtls/tls.key"
 cp "$certs/treezor-ca.crt" "$configmaps/treezor-ca/ca.crt"
 
-if ! "$helm" template tzb "$chart" --namespace broker --kube-version "$kube_version" \
+if ! "$helm" template "$release" "$chart" --namespace broker --kube-version "$kube_version" \
      -f "$work/values-kube.yaml" >"$work/rendered.yaml" 2>"$work/helm.err"; then
   indent <"$work/helm.err"; die "helm template"
 fi
