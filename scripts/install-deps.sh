@@ -18,7 +18,7 @@ if [[ "${1:-}" == "--test" ]]; then
   # The container image checks (deploy/ci/check-image.sh): podman with runc
   # and catatonit (the pause process of `podman kube play` pods), buildah,
   # mmdebstrap for the Debian base images, uidmap, curl.
-  packages+=(podman buildah runc catatonit mmdebstrap uidmap curl)
+  packages+=(podman buildah runc catatonit mmdebstrap uidmap curl unzip)
   # The machine image may bring its own Node.js; only fall back to Debian's.
   command -v npx >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
