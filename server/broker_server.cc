@@ -362,35 +362,25 @@ v1::ReloadConfigResponse BrokerServer::Reload() {
 }
 
 bool BrokerServer::WaitForGeneration(int64_t n, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   MutexLock lock(&progress_mu_);
-  while (generation_.load() < n) {
-    if (absl::Now() >= deadline) return false;
-    progress_cv_.WaitFor(&progress_mu_, deadline - absl::Now());
-  }
-  return true;
+  return progress_cv_.WaitUntil(&progress_mu_, absl::Now() + timeout,
+                                [&] { return generation_.load() >= n; });
 }
 
 bool BrokerServer::WaitForFetches(int64_t n, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   MutexLock lock(&progress_mu_);
-  while (fetches_done_ < n) {
-    if (absl::Now() >= deadline) return false;
-    progress_cv_.WaitFor(&progress_mu_, deadline - absl::Now());
-  }
-  return true;
+  return progress_cv_.WaitUntil(
+      &progress_mu_, absl::Now() + timeout,
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(progress_mu_) {
+        return fetches_done_ >= n;
+      });
 }
 
 bool BrokerServer::WaitUntilReady(absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   MutexLock lock(&progress_mu_);
   // OnFetchDone updates readiness before it signals progress_cv_.
-  while (!health_->serving()) {
-    if (!progress_cv_.WaitFor(&progress_mu_, deadline - absl::Now())) {
-      return health_->serving();
-    }
-  }
-  return true;
+  return progress_cv_.WaitUntil(&progress_mu_, absl::Now() + timeout,
+                                [&] { return health_->serving(); });
 }
 
 int64_t BrokerServer::fetches_done() const {
@@ -442,9 +432,7 @@ void BrokerServer::Shutdown() {
   });
   {
     MutexLock lock(&mu);
-    while (!drained && absl::Now() < grace_end) {
-      cv.WaitFor(&mu, grace_end - absl::Now());
-    }
+    cv.WaitUntil(&mu, grace_end, [&drained] { return drained; });
   }
   // Requests to Treezor still running are aborted, so a hanging Treezor
   // cannot hold the exit past the grace period by its request timeout.

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "grpcpp/server.h"
 #include "server/admin_service.h"
-#include "server/clock.h"
 #include "server/file_watcher.h"
 #include "server/health_service.h"
 #include "server/metrics.h"

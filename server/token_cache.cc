@@ -4,6 +4,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "common/token_digest.h"
 #include "server/logging.h"
 
 namespace treezor::broker {
@@ -160,12 +161,10 @@ absl::StatusOr<TokenCache::TokenPtr> TokenCache::Get(const CacheKey& key,
     state->cv.SignalAll();
   });
   MutexLock lock(&state->mu);
-  while (!state->done) {
-    const absl::Duration remaining = deadline - absl::Now();
-    if (remaining <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError("deadline exceeded waiting for token");
-    }
-    state->cv.WaitFor(&state->mu, remaining);
+  if (!state->cv.WaitUntil(&state->mu, deadline,
+                           [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                               state->mu) { return state->done; })) {
+    return absl::DeadlineExceededError("deadline exceeded waiting for token");
   }
   return state->result;
 }

@@ -47,11 +47,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/sync.h"
 #include "server/backoff.h"
-#include "server/clock.h"
 #include "server/renewal_policy.h"
 #include "server/scope_set.h"
-#include "server/sync.h"
 #include "server/token.h"
 #include "server/token_fetcher.h"
 

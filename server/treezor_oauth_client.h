@@ -41,8 +41,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/clock.h"
-#include "server/sync.h"
+#include "common/clock.h"
+#include "common/sync.h"
 #include "server/token_fetcher.h"
 #include "treezor/broker/v1/config.pb.h"
 
