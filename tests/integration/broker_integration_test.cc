@@ -539,6 +539,7 @@ TEST_F(BrokerIntegrationTest, ShutdownAnswersCallsStillWaitingWhenTheGraceEnds) 
 TEST_F(BrokerIntegrationTest, EveryRpcWritesAnAuditLine) {
   StartBroker();
   WaitForWarmUp();
+  ASSERT_TRUE(Get("payments", "acme").status.ok());
   Get("intruder", "acme");
   auto has_line = [](std::vector<std::string> needles) {
     for (const std::string& line : NoSecretsInLogs::log().lines()) {
