@@ -99,26 +99,22 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   std::unique_ptr<BrokerServer> broker(new BrokerServer);
   broker->options_ = options;
-  broker->grace_period_ = ShutdownGracePeriod(config);
-  const UpstreamSettings upstream = UpstreamSettingsFromConfig(config);
+  broker->settings_ = ResolveSettings(config);
+  if (options.file_poll_interval.has_value()) {
+    broker->settings_.file_poll_interval = *options.file_poll_interval;
+  }
+  const BrokerSettings& settings = broker->settings_;
 
   broker->metrics_ = std::make_unique<BrokerMetrics>(options.clock);
   broker->cache_events_ =
       std::make_unique<CacheEvents>(broker.get(), broker->metrics_.get());
 
-  TreezorOAuthClient::Options client_options;
-  client_options.connect_timeout = upstream.connect_timeout;
-  client_options.request_timeout = upstream.request_timeout;
-  client_options.clock = options.clock;
-  broker->fetcher_ =
-      std::make_unique<TreezorOAuthClient>(Tenants(config), client_options);
-
-  TokenCache::Options cache_options;
-  cache_options.renewal = RenewalSettingsFromConfig(config);
-  cache_options.max_concurrent_fetches = upstream.max_concurrent_requests;
-  cache_options.clock = options.clock;
-  broker->cache_ =
-      std::make_unique<TokenCache>(broker->fetcher_.get(), cache_options);
+  broker->fetcher_ = std::make_unique<TreezorOAuthClient>(
+      Tenants(config), settings.upstream, options.clock);
+  broker->cache_ = std::make_unique<TokenCache>(
+      broker->fetcher_.get(), settings.renewal,
+      settings.upstream.max_concurrent_requests,
+      TokenCache::Options{.clock = options.clock});
   broker->cache_->SetObserver(broker->cache_events_.get());
 
   auto shared_policy = std::make_shared<const Policy>(*std::move(policy));
@@ -146,7 +142,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   broker->PrefetchDefaults(*shared_policy, {});
   if (!options.config_path.empty()) {
     broker->watcher_ = std::make_unique<FileWatcher>(
-        options.file_poll_interval,
+        settings.file_poll_interval,
         [self](const std::vector<std::string>& paths) {
           self->OnFilesChanged(paths);
         });
@@ -165,8 +161,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 }
 
 absl::Status BrokerServer::StartServers(const v1::BrokerConfig& config) {
-  auto credentials =
-      MakeServerCredentials(config.server_tls(), ServerTlsRefreshInterval(config));
+  auto credentials = MakeServerCredentials(
+      config.server_tls(), settings_.server_tls.refresh_interval);
   if (!credentials.ok()) return credentials.status();
   // Reflection describes every service registered with protobuf-generated
   // code, health included (see health_service.h).
@@ -405,7 +401,8 @@ void BrokerServer::Shutdown() {
     return;
   }
   LogInfo("broker draining",
-          {{"grace_period", absl::FormatDuration(grace_period_)}});
+          {{"grace_period",
+            absl::FormatDuration(settings_.shutdown_grace_period)}});
   {
     MutexLock lock(&ready_mu_);
     draining_ = true;
@@ -420,7 +417,7 @@ void BrokerServer::Shutdown() {
   // down"); gRPC's own hard cancel comes kAnswerMargin later, so that those
   // answers are written first and no admitted call sees CANCELLED.
   constexpr absl::Duration kAnswerMargin = absl::Seconds(1);
-  const absl::Time grace_end = absl::Now() + grace_period_;
+  const absl::Time grace_end = absl::Now() + settings_.shutdown_grace_period;
   Mutex mu;
   CondVar cv;
   bool drained = false;

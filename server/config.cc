@@ -767,7 +767,7 @@ class Validator {
 
   void ValidateRenewal(const v1::BrokerConfig& config) {
     const v1::Renewal& r = config.renewal();
-    const RenewalSettings s = RenewalSettingsFromConfig(config);
+    const RenewalSettings s = ResolveSettings(config).renewal;
     // Where a cross-field rule is broken: the field the user wrote.
     auto either = [](bool first_set, const char* first, const char* second) {
       return absl::StrCat("renewal.", first_set ? first : second);
@@ -922,56 +922,56 @@ absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path) {
   return config;
 }
 
-RenewalSettings RenewalSettingsFromConfig(const v1::BrokerConfig& config) {
+BrokerSettings ResolveSettings(const v1::BrokerConfig& config) {
+  BrokerSettings s;
   const v1::Renewal& r = config.renewal();
-  RenewalSettings s;
+  RenewalSettings& renewal = s.renewal;
   if (r.has_renew_remaining_fraction()) {
-    s.renew_remaining_fraction = r.renew_remaining_fraction();
+    renewal.renew_remaining_fraction = r.renew_remaining_fraction();
   }
-  if (r.has_jitter_fraction()) s.jitter_fraction = r.jitter_fraction();
-  if (r.has_min_remaining()) s.min_remaining = FromProtoDuration(r.min_remaining());
+  if (r.has_jitter_fraction()) renewal.jitter_fraction = r.jitter_fraction();
+  if (r.has_min_remaining()) {
+    renewal.min_remaining = FromProtoDuration(r.min_remaining());
+  }
   if (r.has_min_remaining_fraction()) {
-    s.min_remaining_fraction = r.min_remaining_fraction();
+    renewal.min_remaining_fraction = r.min_remaining_fraction();
   }
-  if (r.has_idle_timeout()) s.idle_timeout = FromProtoDuration(r.idle_timeout());
+  if (r.has_idle_timeout()) {
+    renewal.idle_timeout = FromProtoDuration(r.idle_timeout());
+  }
   if (r.has_initial_backoff()) {
-    s.initial_backoff = FromProtoDuration(r.initial_backoff());
+    renewal.initial_backoff = FromProtoDuration(r.initial_backoff());
   }
-  if (r.has_max_backoff()) s.max_backoff = FromProtoDuration(r.max_backoff());
+  if (r.has_max_backoff()) {
+    renewal.max_backoff = FromProtoDuration(r.max_backoff());
+  }
   if (r.has_refused_backoff()) {
-    s.refused_backoff = FromProtoDuration(r.refused_backoff());
+    renewal.refused_backoff = FromProtoDuration(r.refused_backoff());
   }
   if (r.has_refresh_token_max_age()) {
-    s.refresh_token_max_age = FromProtoDuration(r.refresh_token_max_age());
+    renewal.refresh_token_max_age =
+        FromProtoDuration(r.refresh_token_max_age());
   }
-  return s;
-}
 
-UpstreamSettings UpstreamSettingsFromConfig(const v1::BrokerConfig& config) {
   const v1::Upstream& u = config.upstream();
-  UpstreamSettings s;
   if (u.has_max_concurrent_requests()) {
-    s.max_concurrent_requests = u.max_concurrent_requests();
+    s.upstream.max_concurrent_requests = u.max_concurrent_requests();
   }
   if (u.has_connect_timeout()) {
-    s.connect_timeout = FromProtoDuration(u.connect_timeout());
+    s.upstream.connect_timeout = FromProtoDuration(u.connect_timeout());
   }
   if (u.has_request_timeout()) {
-    s.request_timeout = FromProtoDuration(u.request_timeout());
+    s.upstream.request_timeout = FromProtoDuration(u.request_timeout());
+  }
+
+  if (config.server_tls().has_refresh_interval()) {
+    s.server_tls.refresh_interval =
+        FromProtoDuration(config.server_tls().refresh_interval());
+  }
+  if (config.has_shutdown_grace_period()) {
+    s.shutdown_grace_period = FromProtoDuration(config.shutdown_grace_period());
   }
   return s;
-}
-
-absl::Duration ShutdownGracePeriod(const v1::BrokerConfig& config) {
-  return config.has_shutdown_grace_period()
-             ? FromProtoDuration(config.shutdown_grace_period())
-             : kDefaultShutdownGracePeriod;
-}
-
-absl::Duration ServerTlsRefreshInterval(const v1::BrokerConfig& config) {
-  return config.server_tls().has_refresh_interval()
-             ? FromProtoDuration(config.server_tls().refresh_interval())
-             : kDefaultServerTlsRefreshInterval;
 }
 
 }  // namespace treezor::broker

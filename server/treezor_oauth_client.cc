@@ -345,7 +345,7 @@ long Millis(absl::Duration d) {
 // Sets every option of one request on a freshly reset handle. False only when
 // libcurl is out of memory or lacks an option.
 bool SetOptions(CURL* curl, const v1::Tenant& tenant,
-                const TreezorOAuthClient::Options& options,
+                const UpstreamSettings& settings,
                 const std::string& url, const EncodedBody& body,
                 HttpExchange* exchange) {
   bool ok = true;
@@ -357,9 +357,9 @@ bool SetOptions(CURL* curl, const v1::Tenant& tenant,
   check(curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L));
   check(curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent));
   check(curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                         Millis(options.connect_timeout)));
+                         Millis(settings.connect_timeout)));
   check(curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                         Millis(options.request_timeout)));
+                         Millis(settings.request_timeout)));
 
   const v1::UpstreamTls& tls = tenant.upstream_tls();
   check(curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L));
@@ -410,13 +410,13 @@ std::string TokenUrl(const v1::Tenant& tenant) {
 // Runs one POST on `curl`. Fails only if the request could not be built;
 // transfer failures are recorded in `exchange`.
 absl::Status Perform(CURL* curl, const v1::Tenant& tenant,
-                     const TreezorOAuthClient::Options& options,
+                     const UpstreamSettings& settings,
                      const Params& params, HttpExchange* exchange) {
   // Forget the previous request's options, keep its live connections.
   curl_easy_reset(curl);
   absl::StatusOr<EncodedBody> body = EncodeBody(curl, tenant, params);
   if (!body.ok()) return body.status();
-  if (!SetOptions(curl, tenant, options, TokenUrl(tenant), *body, exchange)) {
+  if (!SetOptions(curl, tenant, settings, TokenUrl(tenant), *body, exchange)) {
     return TenantError(absl::StatusCode::kInternal, tenant.name(),
                        "cannot configure the HTTP request");
   }
@@ -743,10 +743,12 @@ struct TreezorOAuthClient::TenantState {
 };
 
 TreezorOAuthClient::TreezorOAuthClient(std::vector<v1::Tenant> tenants,
-                                       Options options)
-    : options_(options),
+                                       const UpstreamSettings& settings,
+                                       Clock* clock)
+    : settings_(settings),
+      clock_(clock),
       pool_(std::make_unique<internal::CurlHandlePool>(
-          static_cast<size_t>(std::max(0, options.max_idle_connections)))) {
+          static_cast<size_t>(std::max(0, settings.max_idle_connections)))) {
   InitCurlOnce();
   UpdateTenants(std::move(tenants));
 }
@@ -848,7 +850,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   HttpExchange exchange;
   exchange.cancelled = &shutting_down_;
   const auto start = std::chrono::steady_clock::now();
-  const absl::Status performed = Perform(handle.get(), config, options_,
+  const absl::Status performed = Perform(handle.get(), config, settings_,
                                          token_request->params, &exchange);
   log.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start)
@@ -860,7 +862,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
     result.outcome = "network";
   } else {
     result = Classify(request.tenant, *token_request, exchange,
-                      options_.clock->Now());
+                      clock_->Now());
   }
   result.grant_type = std::string(log.grant);
   LogOutcome(log, result);

@@ -1,7 +1,7 @@
 // The real TokenFetcher: one POST to a tenant's `/oauth/token` over mutual TLS
 // (libcurl), classified into a FetchResult.
 //
-//   TreezorOAuthClient client(config.tenants(), {.request_timeout = ...});
+//   TreezorOAuthClient client(tenants, settings.upstream, clock);
 //   FetchResult r = client.Fetch({.tenant = "acme", .scopes = scopes});
 //
 // One synchronous attempt per Fetch and no retries: the token cache owns
@@ -43,6 +43,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/sync.h"
+#include "server/settings.h"
 #include "server/token_fetcher.h"
 #include "treezor/broker/v1/config.pb.h"
 
@@ -54,20 +55,14 @@ class CurlHandlePool;
 
 class TreezorOAuthClient final : public TokenFetcher {
  public:
-  struct Options {
-    // TCP + TLS handshake.
-    absl::Duration connect_timeout = absl::Seconds(5);
-    // The whole request, connection included.
-    absl::Duration request_timeout = absl::Seconds(15);
-    // Gives Token::obtained_at / expires_at and interprets an HTTP-date
-    // Retry-After. Not owned; must outlive the client.
-    Clock* clock = SystemClock::Get();
-    // Idle connections kept for reuse, across all tenants (most recently
-    // used first; each serves only the tenant that opened it).
-    int max_idle_connections = 16;
-  };
-
-  TreezorOAuthClient(std::vector<v1::Tenant> tenants, Options options);
+  // `settings`: timeouts and the number of idle connections kept for reuse
+  // across all tenants (most recently used first; each serves only the
+  // tenant that opened it). `clock` gives Token::obtained_at / expires_at
+  // and interprets an HTTP-date Retry-After; not owned, must outlive the
+  // client.
+  TreezorOAuthClient(std::vector<v1::Tenant> tenants,
+                     const UpstreamSettings& settings,
+                     Clock* clock = SystemClock::Get());
   ~TreezorOAuthClient() override;
 
   TreezorOAuthClient(const TreezorOAuthClient&) = delete;
@@ -88,7 +83,8 @@ class TreezorOAuthClient final : public TokenFetcher {
   // again and presents the (rotated) client certificate on disk.
   void ResetConnections(const std::string& tenant) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Idle connections currently pooled (bounded by max_idle_connections).
+  // Idle connections currently pooled (bounded by
+  // UpstreamSettings::max_idle_connections).
   size_t idle_connections() const;
 
  private:
@@ -99,7 +95,8 @@ class TreezorOAuthClient final : public TokenFetcher {
   std::shared_ptr<TenantState> FindTenant(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  const Options options_;
+  const UpstreamSettings settings_;
+  Clock* const clock_;
   std::atomic<bool> shutting_down_{false};
   // Idle curl handles of all tenants.
   const std::unique_ptr<internal::CurlHandlePool> pool_;

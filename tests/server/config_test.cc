@@ -830,7 +830,8 @@ TEST_F(ConfigTest, SecretsNeverAppearInErrors) {
 
 TEST(ConfigDefaults, AbsentSectionsTakeTheDocumentedDefaults) {
   const v1::BrokerConfig config;
-  const RenewalSettings r = RenewalSettingsFromConfig(config);
+  const BrokerSettings settings = ResolveSettings(config);
+  const RenewalSettings& r = settings.renewal;
   const RenewalSettings d;
   EXPECT_EQ(r.renew_remaining_fraction, 0.25);
   EXPECT_EQ(r.jitter_fraction, 0.05);
@@ -842,13 +843,13 @@ TEST(ConfigDefaults, AbsentSectionsTakeTheDocumentedDefaults) {
   EXPECT_EQ(r.refused_backoff, d.refused_backoff);
   EXPECT_EQ(r.refresh_token_max_age, absl::Hours(24 * 30));
 
-  const UpstreamSettings u = UpstreamSettingsFromConfig(config);
+  const UpstreamSettings& u = settings.upstream;
   EXPECT_EQ(u.max_concurrent_requests, 8);
   EXPECT_EQ(u.connect_timeout, absl::Seconds(5));
   EXPECT_EQ(u.request_timeout, absl::Seconds(15));
 
-  EXPECT_EQ(ShutdownGracePeriod(config), absl::Seconds(10));
-  EXPECT_EQ(ServerTlsRefreshInterval(config), absl::Seconds(60));
+  EXPECT_EQ(settings.shutdown_grace_period, absl::Seconds(10));
+  EXPECT_EQ(settings.server_tls.refresh_interval, absl::Seconds(60));
 }
 
 TEST(ConfigDefaults, PartialSectionsKeepDefaultsForAbsentFields) {
@@ -856,21 +857,23 @@ TEST(ConfigDefaults, PartialSectionsKeepDefaultsForAbsentFields) {
       "renewal": {"jitterFraction": 0, "maxBackoff": "300s"},
       "upstream": {"requestTimeout": "2.5s"},
       "shutdownGracePeriod": "0s"})"));
-  const RenewalSettings r = RenewalSettingsFromConfig(config);
+  const BrokerSettings settings = ResolveSettings(config);
+  const RenewalSettings& r = settings.renewal;
   EXPECT_EQ(r.jitter_fraction, 0.0);  // explicitly zero, not the default
   EXPECT_EQ(r.max_backoff, absl::Minutes(5));
   EXPECT_EQ(r.renew_remaining_fraction, 0.25);
   EXPECT_EQ(r.initial_backoff, absl::Seconds(1));
-  const UpstreamSettings u = UpstreamSettingsFromConfig(config);
+  const UpstreamSettings& u = settings.upstream;
   EXPECT_EQ(u.request_timeout, absl::Milliseconds(2500));
   EXPECT_EQ(u.connect_timeout, absl::Seconds(5));
   EXPECT_EQ(u.max_concurrent_requests, 8);
-  EXPECT_EQ(ShutdownGracePeriod(config), absl::ZeroDuration());
+  EXPECT_EQ(settings.shutdown_grace_period, absl::ZeroDuration());
 }
 
 TEST_F(ConfigTest, ConfiguredValuesOverrideDefaults) {
   const v1::BrokerConfig config = Good();
-  const RenewalSettings r = RenewalSettingsFromConfig(config);
+  const BrokerSettings settings = ResolveSettings(config);
+  const RenewalSettings& r = settings.renewal;
   EXPECT_EQ(r.renew_remaining_fraction, 0.3);
   EXPECT_EQ(r.jitter_fraction, 0.1);
   EXPECT_EQ(r.min_remaining, absl::Seconds(30));
@@ -880,12 +883,12 @@ TEST_F(ConfigTest, ConfiguredValuesOverrideDefaults) {
   EXPECT_EQ(r.max_backoff, absl::Seconds(30));
   EXPECT_EQ(r.refused_backoff, absl::Minutes(2));
   EXPECT_EQ(r.refresh_token_max_age, absl::Hours(24));
-  const UpstreamSettings u = UpstreamSettingsFromConfig(config);
+  const UpstreamSettings& u = settings.upstream;
   EXPECT_EQ(u.max_concurrent_requests, 4);
   EXPECT_EQ(u.connect_timeout, absl::Seconds(2));
   EXPECT_EQ(u.request_timeout, absl::Seconds(10));
-  EXPECT_EQ(ShutdownGracePeriod(config), absl::Seconds(5));
-  EXPECT_EQ(ServerTlsRefreshInterval(config), absl::Seconds(30));
+  EXPECT_EQ(settings.shutdown_grace_period, absl::Seconds(5));
+  EXPECT_EQ(settings.server_tls.refresh_interval, absl::Seconds(30));
 }
 
 }  // namespace

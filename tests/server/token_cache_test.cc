@@ -107,11 +107,9 @@ class TokenCacheTest : public ::testing::Test {
   void MakeCache(RenewalSettings renewal = {}, int workers = 4,
                  double random = 0.5) {
     TokenCache::Options options;
-    options.renewal = renewal;
-    options.max_concurrent_fetches = workers;
     options.clock = &clock_;
     options.random_unit = [random] { return random; };
-    cache_ = std::make_unique<TokenCache>(&fetcher_, options);
+    cache_ = std::make_unique<TokenCache>(&fetcher_, renewal, workers, options);
     cache_->SetObserver(&fetches_);
     clock_.AddListener([this] { cache_->Wake(); });
   }
@@ -242,10 +240,10 @@ TEST_F(TokenCacheTest, JitterMovesRenewalWithinBounds) {
   for (double sample : {0.0, 1.0}) {
     FakeTokenFetcher fetcher(&clock_);
     TokenCache::Options options;
-    options.renewal = settings;
     options.clock = &clock_;
     options.random_unit = [sample] { return sample; };
-    TokenCache cache(&fetcher, options);
+    TokenCache cache(&fetcher, settings,
+                     UpstreamSettings().max_concurrent_requests, options);
     ASSERT_OK_AND_ASSIGN(TokenPtr t,
                          cache.Get(key_, {}, absl::Now() + absl::Seconds(10)));
     const absl::Duration offset =

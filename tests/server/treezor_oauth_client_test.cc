@@ -135,9 +135,9 @@ class TreezorOAuthClientTest : public ::testing::Test {
       absl::Duration request_timeout = absl::Seconds(10)) {
     return std::make_unique<TreezorOAuthClient>(
         std::vector<v1::Tenant>{std::move(tenant)},
-        TreezorOAuthClient::Options{.connect_timeout = absl::Seconds(5),
-                                    .request_timeout = request_timeout,
-                                    .clock = &clock_});
+        UpstreamSettings{.connect_timeout = absl::Seconds(5),
+                         .request_timeout = request_timeout},
+        &clock_);
   }
 
   static FetchRequest Request(std::string refresh_token = "") {
@@ -246,8 +246,7 @@ TEST_F(TreezorOAuthClientTest, IdleConnectionsAreBoundedAcrossTenants) {
     t.set_name(absl::StrCat("t", i));
     tenants.push_back(t);
   }
-  TreezorOAuthClient client(tenants, {.clock = &clock_,
-                                      .max_idle_connections = 3});
+  TreezorOAuthClient client(tenants, {.max_idle_connections = 3}, &clock_);
   for (int i = 0; i < 10; ++i) {
     ASSERT_OK(client.Fetch({.tenant = absl::StrCat("t", i)}).token);
     EXPECT_LE(client.idle_connections(), 3u);
