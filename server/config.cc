@@ -16,7 +16,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +27,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "openssl/crypto.h"
+#include "server/quote.h"
 #include "server/scope_set.h"
 
 namespace treezor::broker {
@@ -77,10 +77,6 @@ std::string Field(absl::string_view parent, absl::string_view name) {
 }
 std::string Index(absl::string_view parent, size_t i) {
   return absl::StrCat(parent, "[", i, "]");
-}
-// A user-supplied string inside an error message.
-std::string Quote(absl::string_view s) {
-  return absl::StrCat("\"", absl::CEscape(s), "\"");
 }
 
 // ---------------------------------------------------------------------------
