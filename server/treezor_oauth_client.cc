@@ -162,7 +162,7 @@ absl::StatusOr<Grant> ChooseGrant(const v1::Tenant& tenant,
   }
   if (tenant.grant_type() == "password") return Grant::kPassword;
   return TenantError(absl::StatusCode::kFailedPrecondition, tenant.name(),
-                     absl::StrCat("unsupported grant_type \"",
+                     absl::StrCat("unsupported grantType \"",
                                   tenant.grant_type(), "\""));
 }
 
@@ -278,7 +278,7 @@ absl::StatusOr<EncodedBody> EncodeBody(CURL* curl, const v1::Tenant& tenant,
     status = EncodeJson(params, &body);
   } else {
     return TenantError(absl::StatusCode::kFailedPrecondition, tenant.name(),
-                       absl::StrCat("unsupported request_encoding \"",
+                       absl::StrCat("unsupported requestEncoding \"",
                                     encoding, "\""));
   }
   if (!status.ok()) {
@@ -824,7 +824,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   const v1::Tenant& config = tenant->config;
   if (!absl::StartsWithIgnoreCase(config.base_url(), "https://")) {
     result.token = TenantError(absl::StatusCode::kFailedPrecondition,
-                               request.tenant, "base_url must be https://");
+                               request.tenant, "baseUrl must be https://");
     result.outcome = "config";
     LogOutcome(log, result);
     return result;

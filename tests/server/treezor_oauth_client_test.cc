@@ -596,6 +596,22 @@ TEST_F(TreezorOAuthClientTest, PlainHttpBaseUrlIsRefused) {
   EXPECT_THAT(Client(tenant)->Fetch(Request()).token,
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("https")));
+  EXPECT_THAT(Client(tenant)->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: baseUrl must be https://"));
+  EXPECT_EQ(treezor_->request_count(), 0);
+}
+
+// Errors name config fields as the config file does (JSON names).
+TEST_F(TreezorOAuthClientTest, UnsupportedSettingsNameTheirJsonFields) {
+  v1::Tenant grant = Tenant();
+  grant.set_grant_type("implicit");
+  EXPECT_THAT(Client(grant)->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: unsupported grantType \"implicit\""));
+  EXPECT_THAT(Client(Tenant("xml"))->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: unsupported requestEncoding \"xml\""));
   EXPECT_EQ(treezor_->request_count(), 0);
 }
 
