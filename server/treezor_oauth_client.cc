@@ -2,13 +2,9 @@
 
 #include <curl/curl.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -25,6 +21,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "server/logging.h"
 #include "server/oauth_response.h"
+#include "server/secret_reader.h"
 
 namespace treezor::broker {
 namespace {
@@ -87,7 +84,7 @@ struct TokenRequest {
   Grant grant = Grant::kClientCredentials;
   Params params;
   // Values that must never appear in a message, even if Treezor echoes them.
-  std::vector<std::string> secrets;
+  std::vector<Secret> secrets;
 };
 
 absl::Status TenantError(absl::StatusCode code, absl::string_view tenant,
@@ -95,62 +92,15 @@ absl::Status TenantError(absl::StatusCode code, absl::string_view tenant,
   return absl::Status(code, absl::StrCat("tenant ", tenant, ": ", what));
 }
 
-// Reads a whole secret file; trailing whitespace is dropped when
-// `trim_spaces`, trailing newlines always. `field` names the config field in
-// errors (the path is named, never the content).
-absl::StatusOr<std::string> ReadSecretFile(absl::string_view tenant,
-                                           absl::string_view field,
-                                           const std::string& path,
-                                           bool trim_spaces) {
-  const auto precondition = absl::StatusCode::kFailedPrecondition;
-  if (path.empty()) {
-    return TenantError(precondition, tenant, absl::StrCat(field, " is not set"));
+// A secret the tenant's configuration names, read now (so that a rotated one
+// is used at once) by the reader config validation uses too.
+absl::StatusOr<Secret> InTenant(const v1::Tenant& tenant,
+                                absl::StatusOr<Secret> secret) {
+  if (!secret.ok()) {
+    return TenantError(secret.status().code(), tenant.name(),
+                       secret.status().message());
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return TenantError(precondition, tenant,
-                       absl::StrCat("cannot read ", field, " ", path, ": ",
-                                    std::strerror(errno)));
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  std::string value = std::move(contents).str();
-  if (trim_spaces) {
-    absl::StripTrailingAsciiWhitespace(&value);
-  } else {
-    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) {
-      value.pop_back();
-    }
-  }
-  if (value.empty()) {
-    return TenantError(precondition, tenant,
-                       absl::StrCat(field, " ", path, " is empty"));
-  }
-  return value;
-}
-
-// The client secret, from client_secret_file or else client_secret_env, read
-// now so that a rotated secret is used at once.
-absl::StatusOr<std::string> ReadClientSecret(const v1::Tenant& tenant) {
-  if (!tenant.client_secret_file().empty()) {
-    return ReadSecretFile(tenant.name(), "client_secret_file",
-                          tenant.client_secret_file(), /*trim_spaces=*/true);
-  }
-  const auto precondition = absl::StatusCode::kFailedPrecondition;
-  if (tenant.client_secret_env().empty()) {
-    return TenantError(precondition, tenant.name(),
-                       "neither client_secret_file nor client_secret_env is set");
-  }
-  const char* env = std::getenv(tenant.client_secret_env().c_str());
-  std::string value = env != nullptr ? env : "";
-  absl::StripTrailingAsciiWhitespace(&value);
-  if (value.empty()) {
-    return TenantError(precondition, tenant.name(),
-                       absl::StrCat("environment variable ",
-                                    tenant.client_secret_env(),
-                                    " (client_secret_env) is unset or empty"));
-  }
-  return value;
+  return secret;
 }
 
 absl::StatusOr<Grant> ChooseGrant(const v1::Tenant& tenant,
@@ -176,25 +126,23 @@ absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,
   out.params.emplace_back("client_id", tenant.client_id());
   if (*grant == Grant::kRefreshToken) {
     out.params.emplace_back("refresh_token", request.refresh_token);
-    out.secrets.push_back(request.refresh_token);
+    out.secrets.emplace_back(request.refresh_token);
   } else {
-    absl::StatusOr<std::string> secret = ReadClientSecret(tenant);
+    absl::StatusOr<Secret> secret = InTenant(tenant, ReadClientSecret(tenant));
     if (!secret.ok()) return secret.status();
-    out.secrets.push_back(*secret);
-    out.params.emplace_back("client_secret", *std::move(secret));
+    out.params.emplace_back("client_secret", std::string(secret->view()));
+    out.secrets.push_back(*std::move(secret));
   }
   if (*grant == Grant::kPassword) {
-    absl::StatusOr<std::string> username =
-        ReadSecretFile(tenant.name(), "username_file", tenant.username_file(),
-                       /*trim_spaces=*/false);
+    absl::StatusOr<Secret> username = InTenant(
+        tenant, ReadSecretFile("usernameFile", tenant.username_file()));
     if (!username.ok()) return username.status();
-    absl::StatusOr<std::string> password =
-        ReadSecretFile(tenant.name(), "password_file", tenant.password_file(),
-                       /*trim_spaces=*/false);
+    absl::StatusOr<Secret> password = InTenant(
+        tenant, ReadSecretFile("passwordFile", tenant.password_file()));
     if (!password.ok()) return password.status();
-    out.secrets.push_back(*password);
-    out.params.emplace_back("username", *std::move(username));
-    out.params.emplace_back("password", *std::move(password));
+    out.params.emplace_back("username", std::string(username->view()));
+    out.params.emplace_back("password", std::string(password->view()));
+    out.secrets.push_back(*std::move(password));
   }
   if (!request.scopes.empty()) {
     out.params.emplace_back("scope", request.scopes.ToOAuthString());
@@ -510,9 +458,11 @@ absl::Status TransferError(absl::string_view tenant,
   return TenantError(absl::StatusCode::kUnavailable, tenant, what);
 }
 
-std::string Redact(std::string text, const std::vector<std::string>& secrets) {
-  for (const std::string& secret : secrets) {
-    if (!secret.empty()) absl::StrReplaceAll({{secret, "[redacted]"}}, &text);
+std::string Redact(std::string text, const std::vector<Secret>& secrets) {
+  for (const Secret& secret : secrets) {
+    if (!secret.empty()) {
+      absl::StrReplaceAll({{secret.view(), "[redacted]"}}, &text);
+    }
   }
   return text;
 }

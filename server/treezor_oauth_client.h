@@ -8,15 +8,18 @@
 // retry, backoff and Retry-After. This class only says what happened:
 // UNAVAILABLE (connect / TLS / timeout / network / HTTP <status> /
 // unparsable token response), FAILED_PRECONDITION (Treezor refused the
-// credentials, or a secret file/variable is missing), NOT_FOUND (unknown
-// tenant). Every message starts with "tenant <name>: " and never contains a
+// credentials, or a secret file/variable is missing or empty), NOT_FOUND
+// (unknown tenant). Every message starts with "tenant <name>: ", names config
+// fields by their JSON names (as config errors do) and never contains a
 // secret or a token; one log line per request names the token only by
 // TokenFingerprint.
 //
 // Decisions worth knowing:
-//  - Secrets (client_secret_file / client_secret_env, username_file,
-//    password_file) are read at each Fetch, so a rotated Kubernetes Secret is
-//    used by the next request without a reload.
+//  - Secrets (clientSecretFile / clientSecretEnv, usernameFile,
+//    passwordFile) are read at each Fetch, so a rotated Kubernetes Secret is
+//    used by the next request without a reload. They are read by
+//    server/secret_reader.h, as config validation reads them: one trimming
+//    rule, the same error messages.
 //  - Each tenant keeps a few idle libcurl handles so TLS connections to
 //    Treezor are reused. Certificate and key files are loaded when a new
 //    connection is made, so rotated client certificates take effect on the

@@ -526,6 +526,33 @@ TEST_F(ConfigTest, ClientSecretFileOfOnlyNewlinesIsEmpty) {
                       absl::StrCat("\"", dir_.File("newlines"), "\" is empty"));
 }
 
+// The fetch path drops trailing whitespace, so a file of blanks would fail
+// every token request: validation applies the same rule.
+TEST_F(ConfigTest, ClientSecretFileOfOnlyWhitespaceIsEmpty) {
+  WriteFile(dir_.File("blanks"), " \t  \r\n \n");
+  v1::BrokerConfig config = Good();
+  config.mutable_tenants(0)->set_client_secret_file(dir_.File("blanks"));
+  ExpectOnlyProblemAt(config, "tenants[0].clientSecretFile",
+                      absl::StrCat("\"", dir_.File("blanks"), "\" is empty"));
+}
+
+TEST_F(ConfigTest, PasswordFileOfOnlyWhitespaceIsEmpty) {
+  WriteFile(dir_.File("blanks"), "  \n");
+  v1::BrokerConfig config = Good();
+  config.mutable_tenants(1)->set_password_file(dir_.File("blanks"));
+  ExpectOnlyProblemAt(config, "tenants[1].passwordFile", "is empty");
+}
+
+TEST_F(ConfigTest, ClientSecretEnvOfOnlyWhitespaceIsEmpty) {
+  ::setenv("TZB_CONFIG_TEST_BLANK", " \t\n", 1);
+  v1::BrokerConfig config = Good();
+  v1::Tenant& t = *config.mutable_tenants(0);
+  t.clear_client_secret_file();
+  t.set_client_secret_env("TZB_CONFIG_TEST_BLANK");
+  ExpectOnlyProblemAt(config, "tenants[0].clientSecretEnv",
+                      "environment variable TZB_CONFIG_TEST_BLANK is empty");
+}
+
 TEST_F(ConfigTest, ClientSecretEnvMustBeSet) {
   ::unsetenv("TZB_CONFIG_TEST_UNSET");
   v1::BrokerConfig config = Good();

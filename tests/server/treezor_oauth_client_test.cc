@@ -451,8 +451,8 @@ TEST_F(TreezorOAuthClientTest, MissingSecretIsFailedPreconditionNamingTheSource)
   from_file.set_client_secret_file(dir_.File("no-such-secret"));
   EXPECT_THAT(Client(from_file)->Fetch(Request()).token,
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(StartsWith("tenant acme: cannot read "
-                                        "client_secret_file"),
+                       AllOf(StartsWith("tenant acme: clientSecretFile: "
+                                        "cannot read "),
                              HasSubstr(dir_.File("no-such-secret")))));
 
   WriteFile(secret_file(), " \n");
