@@ -4,10 +4,12 @@
 // INVALID_ARGUMENT and name the config field or option and the file, so a
 // wrong path is a clear start-up error rather than a failing handshake later.
 //
-//   absl::StatusOr<X509Ptr> cert = ReadFirstCertificate(path, "serverTls.certFile");
-//   absl::StatusOr<PkeyPtr> key = ReadPrivateKey(key_path, "serverTls.keyFile");
-//   absl::Status s = CheckKeyMatchesCertificate(**cert, **key,
-//       "serverTls.keyFile", key_path, "serverTls.certFile");
+//   absl::StatusOr<X509Ptr> cert =
+//       ReadFirstCertificate(cert_path, "serverTls.certFile");
+//   absl::StatusOr<PkeyPtr> key =
+//       ReadPrivateKey(key_path, "serverTls.keyFile");
+//   absl::Status s = CheckKeyMatchesCertificate(
+//       **cert, **key, "serverTls.keyFile", key_path, "serverTls.certFile");
 //
 // Thread-safety: all functions are thread-safe (OpenSSL's error queue is
 // per thread).

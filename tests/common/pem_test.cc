@@ -46,19 +46,20 @@ TEST_F(PemTest, ReadsACertificateAndItsKey) {
 }
 
 TEST_F(PemTest, EmptyPathIsRequiredNamingTheField) {
-  EXPECT_THAT(ReadFirstCertificate("", "ca_file"),
-              StatusIs(absl::StatusCode::kInvalidArgument, "ca_file: required"));
-  EXPECT_THAT(ReadPrivateKey("", "key_file"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "key_file: required"));
+  EXPECT_THAT(
+      ReadFirstCertificate("", "ca_file"),
+      StatusIs(absl::StatusCode::kInvalidArgument, "ca_file: required"));
+  EXPECT_THAT(
+      ReadPrivateKey("", "key_file"),
+      StatusIs(absl::StatusCode::kInvalidArgument, "key_file: required"));
 }
 
 TEST_F(PemTest, MissingFileNamesTheFieldAndTheFile) {
   const std::string missing = dir_.File("missing.crt");
-  EXPECT_THAT(ReadFirstCertificate(missing, "serverTls.certFile"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       absl::StrCat("serverTls.certFile: cannot read file ",
-                                    missing)));
+  EXPECT_THAT(
+      ReadFirstCertificate(missing, "serverTls.certFile"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               absl::StrCat("serverTls.certFile: cannot read file ", missing)));
   EXPECT_THAT(ReadPrivateKey(missing, "key_file"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(StartsWith("key_file: "), HasSubstr(missing))));
@@ -66,15 +67,17 @@ TEST_F(PemTest, MissingFileNamesTheFieldAndTheFile) {
 
 TEST_F(PemTest, FileWithoutPemNamesTheFileAndWhatIsMissing) {
   const std::string file = dir_.File("not-pem.txt");
-  EXPECT_THAT(ReadFirstCertificate(file, "cert_file"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       StartsWith(absl::StrCat("cert_file: ", file,
-                                               " holds no PEM certificate ("))));
+  EXPECT_THAT(
+      ReadFirstCertificate(file, "cert_file"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               StartsWith(absl::StrCat("cert_file: ", file,
+                                       " holds no PEM certificate ("))));
   // A certificate is not a private key.
-  EXPECT_THAT(ReadPrivateKey(leaf_.cert_file, "key_file"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       StartsWith(absl::StrCat("key_file: ", leaf_.cert_file,
-                                               " holds no PEM private key ("))));
+  EXPECT_THAT(
+      ReadPrivateKey(leaf_.cert_file, "key_file"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               StartsWith(absl::StrCat("key_file: ", leaf_.cert_file,
+                                       " holds no PEM private key ("))));
   // No error is left behind for the next OpenSSL call to trip on.
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
@@ -83,13 +86,12 @@ TEST_F(PemTest, KeyOfAnotherCertificateDoesNotMatch) {
   ASSERT_OK_AND_ASSIGN(X509Ptr cert,
                        ReadFirstCertificate(leaf_.cert_file, "certFile"));
   ASSERT_OK_AND_ASSIGN(PkeyPtr key, ReadPrivateKey(other_.key_file, "keyFile"));
-  EXPECT_THAT(
-      CheckKeyMatchesCertificate(*cert, *key, "serverTls.keyFile",
-                                 other_.key_file, "serverTls.certFile"),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               absl::StrCat("serverTls.keyFile: ", other_.key_file,
-                            " does not match the certificate in "
-                            "serverTls.certFile")));
+  EXPECT_THAT(CheckKeyMatchesCertificate(*cert, *key, "serverTls.keyFile",
+                                         other_.key_file, "serverTls.certFile"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("serverTls.keyFile: ", other_.key_file,
+                                    " does not match the certificate in "
+                                    "serverTls.certFile")));
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
 

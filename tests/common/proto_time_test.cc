@@ -14,8 +14,8 @@ TEST(ProtoTime, DurationRoundTripKeepsNanoseconds) {
 }
 
 TEST(ProtoTime, TimestampRoundTripKeepsNanoseconds) {
-  const absl::Time t = absl::FromUnixSeconds(1'800'000'000) +
-                       absl::Nanoseconds(123);
+  const absl::Time t =
+      absl::FromUnixSeconds(1'800'000'000) + absl::Nanoseconds(123);
   google::protobuf::Timestamp ts;
   ToProtoTimestamp(t, &ts);
   EXPECT_EQ(ts.seconds(), 1'800'000'000);
