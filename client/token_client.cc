@@ -8,10 +8,13 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "client/cache_key.h"
-#include "client/token_digest.h"
+#include "common/backoff.h"
+#include "common/grpc_status.h"
+#include "common/proto_time.h"
+#include "common/sync.h"
+#include "common/token_digest.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/client_callback.h"
-#include "server/sync.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 
 #ifndef TZB_VERSION
@@ -22,9 +25,6 @@ namespace treezor::client {
 namespace {
 
 namespace v1 = ::treezor::broker::v1;
-using ::treezor::broker::CondVar;
-using ::treezor::broker::Mutex;
-using ::treezor::broker::MutexLock;
 using internal::CacheKey;
 using internal::CacheKeyEq;
 using internal::CacheKeyHash;
@@ -33,14 +33,6 @@ using internal::CanonicalScopes;
 
 // A worker pass at least this often, to drop idle entries.
 constexpr absl::Duration kSweepInterval = absl::Seconds(1);
-
-// absl::StatusCode and grpc::StatusCode share their numbering
-// (google.rpc.Code): the broker's code and message pass through unchanged.
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      s.error_message());
-}
 
 // A token as the cache holds it. Immutable once made, shared by snapshot.
 struct CachedToken {
@@ -60,8 +52,7 @@ std::shared_ptr<const CachedToken> MakeCachedToken(
   Token& t = cached->token;
   t.access_token = std::move(*response.mutable_access_token());
   t.token_type = std::move(*response.mutable_token_type());
-  t.expires_at = absl::FromUnixSeconds(response.expires_at().seconds()) +
-                 absl::Nanoseconds(response.expires_at().nanos());
+  t.expires_at = FromProtoTimestamp(response.expires_at());
   t.scopes.assign(std::make_move_iterator(response.mutable_scopes()->begin()),
                   std::make_move_iterator(response.mutable_scopes()->end()));
   t.tenant = std::move(*response.mutable_tenant());
@@ -157,7 +148,7 @@ class TokenClient::Impl {
   void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   const TokenClientOptions options_;
-  const std::function<absl::Time()> clock_;
+  const Clock* const clock_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::TokenService::Stub> stub_;
 
@@ -259,7 +250,7 @@ class TokenClient::Impl::WatchCall final
 TokenClient::Impl::Impl(TokenClientOptions options,
                         std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
-      clock_(options_.clock ? options_.clock : [] { return absl::Now(); }),
+      clock_(options_.clock != nullptr ? options_.clock : SystemClock::Get()),
       channel_(std::move(channel)),
       stub_(v1::TokenService::NewStub(channel_)) {
   if (options_.watch) worker_ = std::thread([this] { WorkerLoop(); });
@@ -309,7 +300,7 @@ absl::StatusOr<T> TokenClient::Impl::Get(const CacheKeyView& key,
   while (true) {
     std::shared_ptr<Flight> flight;
     bool launch = false;
-    const absl::Time now = clock_();
+    const absl::Time now = clock_->Now();
     {
       MutexLock lock(&mu_);
       hit = HitLocked(FindLocked(key), now, call.min_ttl, rejected_sha);
@@ -359,9 +350,8 @@ absl::StatusOr<T> TokenClient::Impl::Get(const CacheKeyView& key,
     if (launch) LaunchFlight(flight);
 
     MutexLock lock(&mu_);
-    while (!flight->done && done_cv_.WaitFor(&mu_, deadline - absl::Now())) {
-    }
-    if (!flight->done) {
+    if (!done_cv_.WaitUntil(&mu_, deadline,
+                            [&flight] { return flight->done; })) {
       return absl::DeadlineExceededError(absl::StrCat(
           "no token from the broker within the deadline for tenant \"",
           key.tenant, "\""));
@@ -426,10 +416,7 @@ std::shared_ptr<TokenClient::Impl::Flight> TokenClient::Impl::NewFlightLocked(
   flight->request.set_tenant(entry.key.tenant);
   for (const std::string& s : entry.key.scopes) flight->request.add_scopes(s);
   if (min_ttl > absl::ZeroDuration()) {
-    const int64_t nanos = absl::ToInt64Nanoseconds(min_ttl);
-    flight->request.mutable_min_ttl()->set_seconds(nanos / 1'000'000'000);
-    flight->request.mutable_min_ttl()->set_nanos(
-        static_cast<int32_t>(nanos % 1'000'000'000));
+    ToProtoDuration(min_ttl, flight->request.mutable_min_ttl());
   }
   flight->request.set_rejected_token_sha256(flight->rejected_sha);
   flight->context.set_deadline(absl::ToChronoTime(deadline));
@@ -449,8 +436,8 @@ void TokenClient::Impl::OnFlightDone(const std::shared_ptr<Flight>& flight,
   Events events;
   {
     MutexLock lock(&mu_);
-    const absl::Time now = clock_();
-    flight->status = FromGrpc(status);
+    const absl::Time now = clock_->Now();
+    flight->status = FromGrpcStatus(status);
     Entry& entry = *flight->entry;
     entry.flight = nullptr;
     if (flight->status.ok()) {
@@ -494,7 +481,7 @@ bool TokenClient::Impl::OnPushed(WatchCall& call,
     if (entry == nullptr || entry->watch.get() != &call || shutting_down_) {
       return false;
     }
-    const absl::Time now = clock_();
+    const absl::Time now = clock_->Now();
     std::shared_ptr<const CachedToken> token =
         MakeCachedToken(std::move(response), now, options_.refresh_margin);
     if (!entry->watch_connected) {
@@ -526,7 +513,7 @@ void TokenClient::Impl::OnWatchDone(WatchCall& call,
         entry->retry_at = absl::Now() + BackoffLocked(entry->failures);
         worker_cv_.Signal();
         events.push_back(EventLocked(TokenClientEvent::Kind::kWatchBroken,
-                                     *entry, FromGrpc(status)));
+                                     *entry, FromGrpcStatus(status)));
       }
     }
   }
@@ -558,10 +545,9 @@ void TokenClient::Impl::EraseLocked(const Entry& entry) {
 }
 
 absl::Duration TokenClient::Impl::BackoffLocked(int failures) {
-  absl::Duration d = options_.initial_backoff;
-  for (int i = 1; i < failures && d < options_.max_backoff; ++i) d *= 2;
-  d = std::min(d, options_.max_backoff);
-  return d * absl::Uniform(bitgen_, 0.5, 1.0);
+  return BackoffCeiling({options_.initial_backoff, options_.max_backoff},
+                        failures) *
+         absl::Uniform(bitgen_, 0.5, 1.0);
 }
 
 TokenClientEvent TokenClient::Impl::EventLocked(TokenClientEvent::Kind kind,
@@ -604,7 +590,7 @@ void TokenClient::Impl::WorkerLoop() {
       MutexLock lock(&mu_);
       if (shutting_down_) return;
       const absl::Time real_now = absl::Now();
-      const absl::Time now = clock_();
+      const absl::Time now = clock_->Now();
       absl::Time next = real_now + kSweepInterval;
       for (auto it = entries_.begin(); it != entries_.end();) {
         Entry& entry = *it->second;

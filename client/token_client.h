@@ -31,8 +31,8 @@
 // broker's message (e.g. PERMISSION_DENIED: caller ... may not get tenant
 // "acme"). A call that runs out of time is DEADLINE_EXCEEDED.
 //
-// Time: token validity is judged with `clock` (injectable for tests); waits
-// and backoff use real time.
+// Time: token validity is judged with `clock` (a treezor::Clock,
+// common/clock.h: injectable for tests); waits and backoff use real time.
 #ifndef TREEZOR_BROKER_CLIENT_TOKEN_CLIENT_H_
 #define TREEZOR_BROKER_CLIENT_TOKEN_CLIENT_H_
 
@@ -46,6 +46,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/broker_channel.h"
+#include "common/clock.h"
 
 namespace treezor::client {
 
@@ -97,8 +98,9 @@ struct TokenClientOptions {
   absl::Duration max_backoff = absl::Seconds(30);
   // Entries not asked for this long are dropped. InfiniteDuration(): never.
   absl::Duration idle_timeout = absl::Minutes(30);
-  // Judges token validity. Null: absl::Now. Tests pass the broker's clock.
-  std::function<absl::Time()> clock;
+  // Judges token validity. Null: the system clock (absl::Now). Not owned;
+  // must outlive the client. Tests pass the broker's fake clock.
+  const Clock* clock = nullptr;
   // Called without locks held, from the client's or gRPC's threads, possibly
   // concurrently; must be quick and must not call back into the TokenClient.
   std::function<void(const TokenClientEvent&)> on_event;

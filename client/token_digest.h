@@ -4,20 +4,18 @@
 //
 //   TokenSha256Hex(jwt);    // "3f2a9c01b7e4...", 64 digits
 //   TokenFingerprint(jwt);  // "3f2a9c01b7e4"
+//
+// Kept for existing users of treezor::client::TokenSha256Hex and
+// TokenFingerprint: both are common/token_digest.h's, shared with the broker.
 #ifndef TREEZOR_BROKER_CLIENT_TOKEN_DIGEST_H_
 #define TREEZOR_BROKER_CLIENT_TOKEN_DIGEST_H_
 
-#include <string>
-
-#include "absl/strings/string_view.h"
+#include "common/token_digest.h"
 
 namespace treezor::client {
 
-std::string TokenSha256Hex(absl::string_view token);
-
-// First 12 hex digits of TokenSha256Hex: enough to tell tokens apart in a
-// log line, useless to an attacker.
-std::string TokenFingerprint(absl::string_view token);
+using ::treezor::TokenFingerprint;
+using ::treezor::TokenSha256Hex;
 
 }  // namespace treezor::client
 

@@ -1,10 +1,10 @@
 #include "server/admin_service.h"
 
 #include "absl/strings/str_join.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
+#include "common/proto_time.h"
 #include "server/logging.h"
 #include "server/peer_identity.h"
-#include "server/proto_time.h"
 
 namespace treezor::broker {
 namespace {

@@ -9,10 +9,10 @@
 #include <functional>
 #include <memory>
 
-#include "server/clock.h"
+#include "common/clock.h"
+#include "common/sync.h"
 #include "server/metrics.h"
 #include "server/policy.h"
-#include "server/sync.h"
 #include "server/token_cache.h"
 #include "treezor/broker/v1/admin_service.grpc.pb.h"
 

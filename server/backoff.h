@@ -1,19 +1,17 @@
-// Retry delays after a failed token request: capped exponential backoff with
-// full jitter (delay uniform in [0, min(max, initial * 2^(n-1))]), never
-// shorter than the server's Retry-After (honoured up to one hour). Pure, so tests pick the random sample.
+// The broker's delay before retrying a failed token request: capped
+// exponential backoff (common/backoff.h) with full jitter — the delay is
+// uniform in [0, min(max, initial * 2^(n-1))] — and never shorter than the
+// server's Retry-After (honoured up to one hour). Pure, so tests pick the
+// random sample.
 #ifndef TREEZOR_BROKER_SERVER_BACKOFF_H_
 #define TREEZOR_BROKER_SERVER_BACKOFF_H_
 
 #include <optional>
 
 #include "absl/time/time.h"
+#include "common/backoff.h"
 
 namespace treezor::broker {
-
-struct BackoffSettings {
-  absl::Duration initial = absl::Seconds(1);
-  absl::Duration max = absl::Seconds(60);
-};
 
 // `failures` counts consecutive failures including this one (>= 1);
 // `unit` is a uniform sample in [0, 1].

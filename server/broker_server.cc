@@ -99,26 +99,22 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   std::unique_ptr<BrokerServer> broker(new BrokerServer);
   broker->options_ = options;
-  broker->grace_period_ = ShutdownGracePeriod(config);
-  const UpstreamSettings upstream = UpstreamSettingsFromConfig(config);
+  broker->settings_ = ResolveSettings(config);
+  if (options.file_poll_interval.has_value()) {
+    broker->settings_.file_poll_interval = *options.file_poll_interval;
+  }
+  const BrokerSettings& settings = broker->settings_;
 
   broker->metrics_ = std::make_unique<BrokerMetrics>(options.clock);
   broker->cache_events_ =
       std::make_unique<CacheEvents>(broker.get(), broker->metrics_.get());
 
-  TreezorOAuthClient::Options client_options;
-  client_options.connect_timeout = upstream.connect_timeout;
-  client_options.request_timeout = upstream.request_timeout;
-  client_options.clock = options.clock;
-  broker->fetcher_ =
-      std::make_unique<TreezorOAuthClient>(Tenants(config), client_options);
-
-  TokenCache::Options cache_options;
-  cache_options.renewal = RenewalSettingsFromConfig(config);
-  cache_options.max_concurrent_fetches = upstream.max_concurrent_requests;
-  cache_options.clock = options.clock;
-  broker->cache_ =
-      std::make_unique<TokenCache>(broker->fetcher_.get(), cache_options);
+  broker->fetcher_ = std::make_unique<TreezorOAuthClient>(
+      Tenants(config), settings.upstream, options.clock);
+  broker->cache_ = std::make_unique<TokenCache>(
+      broker->fetcher_.get(), settings.renewal,
+      settings.upstream.max_concurrent_requests,
+      TokenCache::Options{.clock = options.clock});
   broker->cache_->SetObserver(broker->cache_events_.get());
 
   auto shared_policy = std::make_shared<const Policy>(*std::move(policy));
@@ -146,7 +142,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   broker->PrefetchDefaults(*shared_policy, {});
   if (!options.config_path.empty()) {
     broker->watcher_ = std::make_unique<FileWatcher>(
-        options.file_poll_interval,
+        settings.file_poll_interval,
         [self](const std::vector<std::string>& paths) {
           self->OnFilesChanged(paths);
         });
@@ -165,8 +161,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 }
 
 absl::Status BrokerServer::StartServers(const v1::BrokerConfig& config) {
-  auto credentials =
-      MakeServerCredentials(config.server_tls(), ServerTlsRefreshInterval(config));
+  auto credentials = MakeServerCredentials(
+      config.server_tls(), settings_.server_tls.refresh_interval);
   if (!credentials.ok()) return credentials.status();
   // Reflection describes every service registered with protobuf-generated
   // code, health included (see health_service.h).
@@ -362,35 +358,25 @@ v1::ReloadConfigResponse BrokerServer::Reload() {
 }
 
 bool BrokerServer::WaitForGeneration(int64_t n, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   MutexLock lock(&progress_mu_);
-  while (generation_.load() < n) {
-    if (absl::Now() >= deadline) return false;
-    progress_cv_.WaitFor(&progress_mu_, deadline - absl::Now());
-  }
-  return true;
+  return progress_cv_.WaitUntil(&progress_mu_, absl::Now() + timeout,
+                                [&] { return generation_.load() >= n; });
 }
 
 bool BrokerServer::WaitForFetches(int64_t n, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   MutexLock lock(&progress_mu_);
-  while (fetches_done_ < n) {
-    if (absl::Now() >= deadline) return false;
-    progress_cv_.WaitFor(&progress_mu_, deadline - absl::Now());
-  }
-  return true;
+  return progress_cv_.WaitUntil(
+      &progress_mu_, absl::Now() + timeout,
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(progress_mu_) {
+        return fetches_done_ >= n;
+      });
 }
 
 bool BrokerServer::WaitUntilReady(absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   MutexLock lock(&progress_mu_);
   // OnFetchDone updates readiness before it signals progress_cv_.
-  while (!health_->serving()) {
-    if (!progress_cv_.WaitFor(&progress_mu_, deadline - absl::Now())) {
-      return health_->serving();
-    }
-  }
-  return true;
+  return progress_cv_.WaitUntil(&progress_mu_, absl::Now() + timeout,
+                                [&] { return health_->serving(); });
 }
 
 int64_t BrokerServer::fetches_done() const {
@@ -415,7 +401,8 @@ void BrokerServer::Shutdown() {
     return;
   }
   LogInfo("broker draining",
-          {{"grace_period", absl::FormatDuration(grace_period_)}});
+          {{"grace_period",
+            absl::FormatDuration(settings_.shutdown_grace_period)}});
   {
     MutexLock lock(&ready_mu_);
     draining_ = true;
@@ -430,7 +417,7 @@ void BrokerServer::Shutdown() {
   // down"); gRPC's own hard cancel comes kAnswerMargin later, so that those
   // answers are written first and no admitted call sees CANCELLED.
   constexpr absl::Duration kAnswerMargin = absl::Seconds(1);
-  const absl::Time grace_end = absl::Now() + grace_period_;
+  const absl::Time grace_end = absl::Now() + settings_.shutdown_grace_period;
   Mutex mu;
   CondVar cv;
   bool drained = false;
@@ -442,9 +429,7 @@ void BrokerServer::Shutdown() {
   });
   {
     MutexLock lock(&mu);
-    while (!drained && absl::Now() < grace_end) {
-      cv.WaitFor(&mu, grace_end - absl::Now());
-    }
+    cv.WaitUntil(&mu, grace_end, [&drained] { return drained; });
   }
   // Requests to Treezor still running are aborted, so a hanging Treezor
   // cannot hold the exit past the grace period by its request timeout.

@@ -20,18 +20,20 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "grpcpp/server.h"
 #include "server/admin_service.h"
-#include "server/clock.h"
 #include "server/file_watcher.h"
 #include "server/health_service.h"
 #include "server/metrics.h"
 #include "server/policy.h"
+#include "server/settings.h"
 #include "server/token_cache.h"
 #include "server/token_service.h"
 #include "server/treezor_oauth_client.h"
@@ -42,13 +44,15 @@ namespace treezor::broker {
 
 class BrokerServer {
  public:
+  // What the config does not say. (Settings, with their defaults, are
+  // resolved from the config: server/settings.h.)
   struct Options {
     Clock* clock = SystemClock::Get();
     // The file `config` was read from. Reloads (BrokerAdmin.ReloadConfig,
     // SIGHUP, a change on disk) read it again. Empty: no reloads, no watching.
     std::string config_path;
-    // How often the config file and the credential files are checked.
-    absl::Duration file_poll_interval = absl::Seconds(5);
+    // Overrides BrokerSettings::file_poll_interval (tests poll faster).
+    std::optional<absl::Duration> file_poll_interval;
   };
 
   // `config` must have passed ValidateConfig. Fails (naming the address) if
@@ -116,7 +120,9 @@ class BrokerServer {
       ABSL_LOCKS_EXCLUDED(reload_mu_);
 
   Options options_;
-  absl::Duration grace_period_;
+  // Resolved once from the config at start-up (a reload that changes them
+  // needs a restart).
+  BrokerSettings settings_;
   std::unique_ptr<BrokerMetrics> metrics_;
   std::unique_ptr<CacheEvents> cache_events_;
   std::unique_ptr<TreezorOAuthClient> fetcher_;

@@ -1,14 +1,8 @@
 #include "server/config.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,19 +10,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/proto_time.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include "openssl/crypto.h"
-#include "server/proto_time.h"
+#include "server/quote.h"
 #include "server/scope_set.h"
+#include "server/secret_reader.h"
 
 namespace treezor::broker {
 namespace {
@@ -55,6 +49,13 @@ class Problems {
   void Add(const absl::Status& status) {
     if (!status.ok()) lines_.emplace_back(status.message());
   }
+  // A status whose message starts with a field name relative to `parent`
+  // (the secret reader's "clientSecretFile: ...").
+  void AddWithin(absl::string_view parent, const absl::Status& status) {
+    if (!status.ok()) {
+      lines_.push_back(absl::StrCat(parent, ".", status.message()));
+    }
+  }
   bool empty() const { return lines_.empty(); }
 
   // INVALID_ARGUMENT, each line prefixed with "<source>: ".
@@ -77,10 +78,6 @@ std::string Field(absl::string_view parent, absl::string_view name) {
 }
 std::string Index(absl::string_view parent, size_t i) {
   return absl::StrCat(parent, "[", i, "]");
-}
-// A user-supplied string inside an error message.
-std::string Quote(absl::string_view s) {
-  return absl::StrCat("\"", absl::CEscape(s), "\"");
 }
 
 // ---------------------------------------------------------------------------
@@ -306,50 +303,6 @@ std::string DescribeSyntaxError(absl::string_view message) {
 // ---------------------------------------------------------------------------
 // Files and values.
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
-
-// Opens a regular file for reading; the error names the file.
-absl::StatusOr<FilePtr> OpenRegularFile(const std::string& file,
-                                        struct stat& st) {
-  FilePtr f(std::fopen(file.c_str(), "rb"));
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno,
-                               absl::StrCat("cannot read ", Quote(file)));
-  }
-  if (fstat(fileno(f.get()), &st) != 0) {
-    return absl::ErrnoToStatus(errno,
-                               absl::StrCat("cannot read ", Quote(file)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Quote(file), " is not a regular file"));
-  }
-  return f;
-}
-
-// The whole content of `file`. Errors name the file.
-absl::StatusOr<std::string> ReadFile(const std::string& file) {
-  struct stat st;
-  absl::StatusOr<FilePtr> f = OpenRegularFile(file, st);
-  if (!f.ok()) return f.status();
-  std::string content;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, f->get())) > 0) {
-    content.append(buffer, n);
-  }
-  OPENSSL_cleanse(buffer, sizeof buffer);
-  if (std::ferror(f->get())) {
-    OPENSSL_cleanse(content.data(), content.size());
-    return absl::ErrnoToStatus(errno,
-                               absl::StrCat("cannot read ", Quote(file)));
-  }
-  return content;
-}
-
 struct HostPort {
   std::string host;  // without brackets
   int port = 0;
@@ -514,38 +467,26 @@ class Validator {
   }
 
  private:
-  // A file that must exist, be readable and not be empty.
+  // A file that must exist, be a readable regular file and not be empty.
+  // (Read through a wiped buffer: it may be a private key.)
   void RequireFile(const std::string& path, const std::string& file) {
     if (file.empty()) {
       problems_.Add(path, "required");
       return;
     }
-    struct stat st;
-    absl::StatusOr<FilePtr> f = OpenRegularFile(file, st);
-    if (!f.ok()) {
-      problems_.Add(path, f.status().message());
-    } else if (st.st_size == 0) {
+    absl::StatusOr<Secret> content = ReadWholeFile(file);
+    if (!content.ok()) {
+      problems_.Add(path, content.status().message());
+    } else if (content->empty()) {
       problems_.Add(path, absl::StrCat(Quote(file), " is empty"));
     }
   }
 
-  // A file holding a secret: readable, and not empty once trailing newlines
-  // are removed. Its content never reaches a message.
-  void RequireSecretFile(const std::string& path, const std::string& file) {
-    if (file.empty()) {
-      problems_.Add(path, "required");
-      return;
-    }
-    absl::StatusOr<std::string> content = ReadFile(file);
-    if (!content.ok()) {
-      problems_.Add(path, content.status().message());
-      return;
-    }
-    const bool empty = content->find_first_not_of("\r\n") == std::string::npos;
-    OPENSSL_cleanse(content->data(), content->size());
-    if (empty) {
-      problems_.Add(path, absl::StrCat(Quote(file), " is empty"));
-    }
+  // A secret of tenant `path`, read exactly as a token request reads it
+  // (server/secret_reader.h); its message names the field.
+  void RequireSecret(const std::string& path,
+                     const absl::StatusOr<Secret>& secret) {
+    problems_.AddWithin(path, secret.status());
   }
 
   void RequirePositive(const std::string& path,
@@ -654,33 +595,24 @@ class Validator {
     if (t.client_id().empty())
       problems_.Add(Field(path, "clientId"), "required");
 
-    if (t.client_secret_file().empty() && t.client_secret_env().empty()) {
-      problems_.Add(Field(path, "clientSecretFile"),
-                    "required (or clientSecretEnv)");
-    } else if (!t.client_secret_file().empty() &&
-               !t.client_secret_env().empty()) {
+    if (!t.client_secret_file().empty() && !t.client_secret_env().empty()) {
       problems_.Add(Field(path, "clientSecretEnv"),
                     "set only one of clientSecretFile and clientSecretEnv");
-    } else if (!t.client_secret_file().empty()) {
-      RequireSecretFile(Field(path, "clientSecretFile"),
-                        t.client_secret_file());
-    } else if (!IsEnvVarName(t.client_secret_env())) {
+    } else if (t.client_secret_file().empty() &&
+               !t.client_secret_env().empty() &&
+               !IsEnvVarName(t.client_secret_env())) {
       problems_.Add(Field(path, "clientSecretEnv"),
                     absl::StrCat(Quote(t.client_secret_env()),
                                  " is not an environment variable name"));
     } else {
-      const char* value = std::getenv(t.client_secret_env().c_str());
-      if (value == nullptr || *value == '\0') {
-        problems_.Add(
-            Field(path, "clientSecretEnv"),
-            absl::StrCat("environment variable ", t.client_secret_env(),
-                         value == nullptr ? " is not set" : " is empty"));
-      }
+      // Also "clientSecretFile: required (or clientSecretEnv)" when neither
+      // is set.
+      RequireSecret(path, ReadClientSecret(t));
     }
 
     if (t.grant_type() == "password") {
-      RequireSecretFile(Field(path, "usernameFile"), t.username_file());
-      RequireSecretFile(Field(path, "passwordFile"), t.password_file());
+      RequireSecret(path, ReadSecretFile("usernameFile", t.username_file()));
+      RequireSecret(path, ReadSecretFile("passwordFile", t.password_file()));
     } else if (known_grant) {
       for (const auto& [name, value] :
            {std::pair<const char*, const std::string&>{"usernameFile",
@@ -767,7 +699,7 @@ class Validator {
 
   void ValidateRenewal(const v1::BrokerConfig& config) {
     const v1::Renewal& r = config.renewal();
-    const RenewalSettings s = RenewalSettingsFromConfig(config);
+    const RenewalSettings s = ResolveSettings(config).renewal;
     // Where a cross-field rule is broken: the field the user wrote.
     auto either = [](bool first_set, const char* first, const char* second) {
       return absl::StrCat("renewal.", first_set ? first : second);
@@ -909,12 +841,12 @@ absl::Status ValidateConfig(const v1::BrokerConfig& config) {
 }
 
 absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path) {
-  absl::StatusOr<std::string> json = ReadFile(path);
+  absl::StatusOr<Secret> json = ReadWholeFile(path);
   if (!json.ok()) {
     return absl::Status(json.status().code(),
                         absl::StrCat("config file: ", json.status().message()));
   }
-  absl::StatusOr<v1::BrokerConfig> config = Parse(*json, path);
+  absl::StatusOr<v1::BrokerConfig> config = Parse(json->view(), path);
   if (!config.ok()) return config.status();
   Problems problems;
   Validator(problems).Validate(*config);
@@ -922,56 +854,56 @@ absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path) {
   return config;
 }
 
-RenewalSettings RenewalSettingsFromConfig(const v1::BrokerConfig& config) {
+BrokerSettings ResolveSettings(const v1::BrokerConfig& config) {
+  BrokerSettings s;
   const v1::Renewal& r = config.renewal();
-  RenewalSettings s;
+  RenewalSettings& renewal = s.renewal;
   if (r.has_renew_remaining_fraction()) {
-    s.renew_remaining_fraction = r.renew_remaining_fraction();
+    renewal.renew_remaining_fraction = r.renew_remaining_fraction();
   }
-  if (r.has_jitter_fraction()) s.jitter_fraction = r.jitter_fraction();
-  if (r.has_min_remaining()) s.min_remaining = FromProtoDuration(r.min_remaining());
+  if (r.has_jitter_fraction()) renewal.jitter_fraction = r.jitter_fraction();
+  if (r.has_min_remaining()) {
+    renewal.min_remaining = FromProtoDuration(r.min_remaining());
+  }
   if (r.has_min_remaining_fraction()) {
-    s.min_remaining_fraction = r.min_remaining_fraction();
+    renewal.min_remaining_fraction = r.min_remaining_fraction();
   }
-  if (r.has_idle_timeout()) s.idle_timeout = FromProtoDuration(r.idle_timeout());
+  if (r.has_idle_timeout()) {
+    renewal.idle_timeout = FromProtoDuration(r.idle_timeout());
+  }
   if (r.has_initial_backoff()) {
-    s.initial_backoff = FromProtoDuration(r.initial_backoff());
+    renewal.initial_backoff = FromProtoDuration(r.initial_backoff());
   }
-  if (r.has_max_backoff()) s.max_backoff = FromProtoDuration(r.max_backoff());
+  if (r.has_max_backoff()) {
+    renewal.max_backoff = FromProtoDuration(r.max_backoff());
+  }
   if (r.has_refused_backoff()) {
-    s.refused_backoff = FromProtoDuration(r.refused_backoff());
+    renewal.refused_backoff = FromProtoDuration(r.refused_backoff());
   }
   if (r.has_refresh_token_max_age()) {
-    s.refresh_token_max_age = FromProtoDuration(r.refresh_token_max_age());
+    renewal.refresh_token_max_age =
+        FromProtoDuration(r.refresh_token_max_age());
   }
-  return s;
-}
 
-UpstreamSettings UpstreamSettingsFromConfig(const v1::BrokerConfig& config) {
   const v1::Upstream& u = config.upstream();
-  UpstreamSettings s;
   if (u.has_max_concurrent_requests()) {
-    s.max_concurrent_requests = u.max_concurrent_requests();
+    s.upstream.max_concurrent_requests = u.max_concurrent_requests();
   }
   if (u.has_connect_timeout()) {
-    s.connect_timeout = FromProtoDuration(u.connect_timeout());
+    s.upstream.connect_timeout = FromProtoDuration(u.connect_timeout());
   }
   if (u.has_request_timeout()) {
-    s.request_timeout = FromProtoDuration(u.request_timeout());
+    s.upstream.request_timeout = FromProtoDuration(u.request_timeout());
+  }
+
+  if (config.server_tls().has_refresh_interval()) {
+    s.server_tls.refresh_interval =
+        FromProtoDuration(config.server_tls().refresh_interval());
+  }
+  if (config.has_shutdown_grace_period()) {
+    s.shutdown_grace_period = FromProtoDuration(config.shutdown_grace_period());
   }
   return s;
-}
-
-absl::Duration ShutdownGracePeriod(const v1::BrokerConfig& config) {
-  return config.has_shutdown_grace_period()
-             ? FromProtoDuration(config.shutdown_grace_period())
-             : kDefaultShutdownGracePeriod;
-}
-
-absl::Duration ServerTlsRefreshInterval(const v1::BrokerConfig& config) {
-  return config.server_tls().has_refresh_interval()
-             ? FromProtoDuration(config.server_tls().refresh_interval())
-             : kDefaultServerTlsRefreshInterval;
 }
 
 }  // namespace treezor::broker

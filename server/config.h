@@ -1,10 +1,10 @@
 // Loading and validating the broker's configuration file (schema:
-// proto/treezor/broker/v1/config.proto), and the effective settings derived
-// from it with their documented defaults (docs/CONFIG.md).
+// proto/treezor/broker/v1/config.proto), and the effective settings resolved
+// from it (server/settings.h, where every default is).
 //
 //   absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path);
 //   if (!config.ok()) return config.status();   // every problem, one a line
-//   RenewalSettings renewal = RenewalSettingsFromConfig(*config);
+//   BrokerSettings settings = ResolveSettings(*config);
 //
 // Error messages have one problem per line, each naming where it is and the
 // JSON field path in lowerCamelCase (what the user wrote), e.g.
@@ -13,10 +13,9 @@
 // LoadConfigFile puts the file's path where `config` stands. Messages name
 // secret files and variables, never their content.
 //
-// Defaults live in one place each: RenewalSettings' and UpstreamSettings'
-// member initialisers, and the k...Default constants below. An absent field
-// (or an unset `optional` scalar) takes the default; a present one is
-// validated as written.
+// Defaults live in one place: BrokerSettings' member initialisers
+// (server/settings.h). An absent field (or an unset `optional` scalar) takes
+// the default; a present one is validated as written.
 //
 // Thread-safety: all functions are thread-safe (ValidateConfig reads files
 // and the environment, nothing else).
@@ -28,22 +27,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/time.h"
-#include "server/renewal_policy.h"
+#include "server/settings.h"
 #include "treezor/broker/v1/config.pb.h"
 
 namespace treezor::broker {
-
-// The `upstream` section, with its defaults.
-struct UpstreamSettings {
-  int max_concurrent_requests = 8;
-  absl::Duration connect_timeout = absl::Seconds(5);
-  absl::Duration request_timeout = absl::Seconds(15);
-};
-
-inline constexpr absl::Duration kDefaultShutdownGracePeriod = absl::Seconds(10);
-inline constexpr absl::Duration kDefaultServerTlsRefreshInterval =
-    absl::Seconds(60);
 
 // Parses the JSON text of a config file. Unknown fields, values of the wrong
 // JSON type, and duplicate keys are errors (INVALID_ARGUMENT). Does not
@@ -60,12 +47,10 @@ absl::Status ValidateConfig(const v1::BrokerConfig& config);
 // PERMISSION_DENIED / INVALID_ARGUMENT naming the path.
 absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path);
 
-// Effective settings: the config's values where present, defaults elsewhere.
-// They assume a validated config.
-RenewalSettings RenewalSettingsFromConfig(const v1::BrokerConfig& config);
-UpstreamSettings UpstreamSettingsFromConfig(const v1::BrokerConfig& config);
-absl::Duration ShutdownGracePeriod(const v1::BrokerConfig& config);
-absl::Duration ServerTlsRefreshInterval(const v1::BrokerConfig& config);
+// The effective settings: the config's values where present, the defaults
+// elsewhere. Resolved once, at start-up; ValidateConfig checks the same
+// resolved values. Assumes a validated config.
+BrokerSettings ResolveSettings(const v1::BrokerConfig& config);
 
 }  // namespace treezor::broker
 

@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "absl/time/clock.h"
-#include "server/token.h"
+#include "common/token_digest.h"
 
 namespace treezor::broker {
 
@@ -77,11 +77,12 @@ void FileWatcher::Loop() {
   for (;;) {
     {
       MutexLock lock(&mu_);
-      const absl::Time until = absl::Now() + poll_interval_;
-      while (!stopping_ && absl::Now() < until) {
-        cv_.WaitFor(&mu_, until - absl::Now());
+      if (cv_.WaitUntil(&mu_, absl::Now() + poll_interval_,
+                        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                          return stopping_;
+                        })) {
+        return;
       }
-      if (stopping_) return;
     }
     CheckNow();
   }

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "server/sync.h"
+#include "common/sync.h"
 
 namespace treezor::broker {
 

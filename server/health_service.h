@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "common/sync.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "server/sync.h"
 
 namespace treezor::broker {
 

@@ -8,7 +8,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "server/sync.h"
+#include "common/sync.h"
 
 namespace treezor::broker {
 namespace {

@@ -3,9 +3,9 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "common/sync.h"
 #include "prometheus/collectable.h"
 #include "prometheus/text_serializer.h"
-#include "server/sync.h"
 
 namespace treezor::broker {
 namespace {

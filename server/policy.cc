@@ -1,24 +1,20 @@
 #include "server/policy.h"
 
 #include "absl/status/status.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/quote.h"
 
 namespace treezor::broker {
 namespace {
 
-// A caller-supplied string echoed in an error: escaped, and cut short so a
-// huge request does not make a huge log line.
-std::string Echo(absl::string_view s) {
-  constexpr size_t kMax = 80;
-  if (s.size() <= kMax) return absl::StrCat("\"", absl::CEscape(s), "\"");
-  return absl::StrCat("\"", absl::CEscape(s.substr(0, kMax)), "\"...");
-}
+// Caller-supplied strings echoed in an error are cut short at this many
+// bytes, so a huge request does not make a huge log line.
+constexpr size_t kMaxEcho = 80;
 
 std::string Quoted(absl::Span<const std::string> values) {
   std::string out;
   for (const std::string& v : values) {
-    absl::StrAppend(&out, out.empty() ? "" : ", ", Echo(v));
+    absl::StrAppend(&out, out.empty() ? "" : ", ", Quote(v, kMaxEcho));
   }
   return out;
 }
@@ -33,7 +29,7 @@ absl::StatusOr<Policy> Policy::Create(const v1::BrokerConfig& config) {
                               ScopeSet::FromList(t.allowed_scopes())});
     if (!inserted) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tenants: duplicate name ", Echo(t.name())));
+          absl::StrCat("tenants: duplicate name ", Quote(t.name(), kMaxEcho)));
     }
     policy.tenant_order_.push_back(t.name());
   }
@@ -43,8 +39,9 @@ absl::StatusOr<Policy> Policy::Create(const v1::BrokerConfig& config) {
     const ScopeSet scopes = ScopeSet::FromList(c.scopes());
     for (const std::string& tenant : c.tenants()) {
       if (!policy.tenants_.contains(tenant)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "callers[", i, "].tenants: no tenant is named ", Echo(tenant)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("callers[", i, "].tenants: no tenant is named ",
+                         Quote(tenant, kMaxEcho)));
       }
       Grant& grant = grants[tenant];
       if (scopes.empty()) {
@@ -77,8 +74,9 @@ absl::StatusOr<ScopeSet> Policy::TenantScopes(
                         : ScopeSet::FromList(requested_scopes);
   for (const std::string& scope : scopes.scopes()) {
     if (!rules.allowed_scopes.empty() && !rules.allowed_scopes.Contains(scope)) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "scope ", Echo(scope), " is not allowed on tenant ", Echo(tenant)));
+      return absl::PermissionDeniedError(
+          absl::StrCat("scope ", Quote(scope, kMaxEcho),
+                       " is not allowed on tenant ", Quote(tenant, kMaxEcho)));
     }
   }
   return scopes;
@@ -90,7 +88,7 @@ absl::StatusOr<ScopeSet> Policy::ResolveScopes(
   auto rules = tenants_.find(tenant);
   if (rules == tenants_.end()) {
     return absl::NotFoundError(
-        absl::StrCat("tenant ", Echo(tenant), " is not configured"));
+        absl::StrCat("tenant ", Quote(tenant, kMaxEcho), " is not configured"));
   }
   return TenantScopes(rules->second, tenant, requested_scopes);
 }
@@ -128,8 +126,8 @@ absl::StatusOr<ScopeSet> Policy::Authorize(
   auto rules = tenants_.find(tenant);
   if (!tenant_granted || rules == tenants_.end()) {
     // Identical bytes whether the tenant exists or not.
-    return absl::PermissionDeniedError(
-        absl::StrCat("caller may not get tokens for tenant ", Echo(tenant)));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller may not get tokens for tenant ", Quote(tenant, kMaxEcho)));
   }
   const ScopeSet caller_allowed = ScopeSet::FromList(caller_scopes);
   absl::StatusOr<ScopeSet> scopes =
@@ -138,8 +136,8 @@ absl::StatusOr<ScopeSet> Policy::Authorize(
   for (const std::string& scope : scopes->scopes()) {
     if (!any_scope && !caller_allowed.Contains(scope)) {
       return absl::PermissionDeniedError(
-          absl::StrCat("caller may not request scope ", Echo(scope),
-                       " on tenant ", Echo(tenant)));
+          absl::StrCat("caller may not request scope ", Quote(scope, kMaxEcho),
+                       " on tenant ", Quote(tenant, kMaxEcho)));
     }
   }
   return scopes;

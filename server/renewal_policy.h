@@ -12,22 +12,10 @@
 #define TREEZOR_BROKER_SERVER_RENEWAL_POLICY_H_
 
 #include "absl/time/time.h"
+#include "server/settings.h"
 #include "server/token.h"
 
 namespace treezor::broker {
-
-// The `renewal` section of the config, with its documented defaults.
-struct RenewalSettings {
-  double renew_remaining_fraction = 0.25;
-  double jitter_fraction = 0.05;
-  absl::Duration min_remaining = absl::Seconds(60);
-  double min_remaining_fraction = 0.10;
-  absl::Duration idle_timeout = absl::Hours(1);
-  absl::Duration initial_backoff = absl::Seconds(1);
-  absl::Duration max_backoff = absl::Seconds(60);
-  absl::Duration refused_backoff = absl::Seconds(60);
-  absl::Duration refresh_token_max_age = absl::Hours(24 * 30);
-};
 
 // The safety margin: a token is not handed out when less than this is left.
 absl::Duration SafetyMargin(const RenewalSettings& s, absl::Duration lifetime);

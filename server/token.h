@@ -1,10 +1,10 @@
-// A Treezor access token as the broker holds it, and the one way to name a
-// token in logs, metrics and errors without revealing it: its fingerprint.
+// A Treezor access token as the broker holds it. (To name one in logs,
+// metrics and errors without revealing it: TokenFingerprint, in
+// common/token_digest.h.)
 #ifndef TREEZOR_BROKER_SERVER_TOKEN_H_
 #define TREEZOR_BROKER_SERVER_TOKEN_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/time/time.h"
 
@@ -22,14 +22,6 @@ struct Token {
 
   absl::Duration lifetime() const { return expires_at - obtained_at; }
 };
-
-// Lowercase hex SHA-256 of `token` (what GetTokenRequest.rejected_token_sha256
-// carries).
-std::string TokenSha256Hex(absl::string_view token);
-
-// First 12 hex digits of the SHA-256: enough to tell tokens apart in a log,
-// useless to an attacker.
-std::string TokenFingerprint(absl::string_view token);
 
 }  // namespace treezor::broker
 

@@ -4,6 +4,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "common/token_digest.h"
 #include "server/logging.h"
 
 namespace treezor::broker {
@@ -41,8 +42,9 @@ const char* EntryStateName(EntrySnapshot::State state) {
   return "empty";
 }
 
-TokenCache::TokenCache(TokenFetcher* fetcher, Options options)
-    : fetcher_(fetcher), options_(std::move(options)) {
+TokenCache::TokenCache(TokenFetcher* fetcher, const RenewalSettings& renewal,
+                       int max_concurrent_fetches, Options options)
+    : fetcher_(fetcher), renewal_(renewal), options_(std::move(options)) {
   {
     MutexLock lock(&random_mu_);
     random_unit_ = options_.random_unit;
@@ -53,7 +55,7 @@ TokenCache::TokenCache(TokenFetcher* fetcher, Options options)
       };
     }
   }
-  const int workers = std::max(1, options_.max_concurrent_fetches);
+  const int workers = std::max(1, max_concurrent_fetches);
   threads_.reserve(workers + 1);
   threads_.emplace_back([this] { SchedulerLoop(); });
   for (int i = 0; i < workers; ++i) {
@@ -69,7 +71,7 @@ double TokenCache::Random() {
 }
 
 BackoffSettings TokenCache::backoff_settings() const {
-  return {options_.renewal.initial_backoff, options_.renewal.max_backoff};
+  return {renewal_.initial_backoff, renewal_.max_backoff};
 }
 
 std::shared_ptr<TokenCache::Entry> TokenCache::Find(const CacheKey& key) const {
@@ -114,7 +116,7 @@ void TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
       entry->token = nullptr;
     }
     const CachedToken* token = entry->token.get();
-    if (token != nullptr && now < UsableUntil(options_.renewal, token->token) &&
+    if (token != nullptr && now < UsableUntil(renewal_, token->token) &&
         token->token.expires_at - now >= options.min_ttl) {
       if (entry->consecutive_failures > 0) ++entry->served_while_failing;
       answer = entry->token;
@@ -160,12 +162,10 @@ absl::StatusOr<TokenCache::TokenPtr> TokenCache::Get(const CacheKey& key,
     state->cv.SignalAll();
   });
   MutexLock lock(&state->mu);
-  while (!state->done) {
-    const absl::Duration remaining = deadline - absl::Now();
-    if (remaining <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError("deadline exceeded waiting for token");
-    }
-    state->cv.WaitFor(&state->mu, remaining);
+  if (!state->cv.WaitUntil(&state->mu, deadline,
+                           [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                               state->mu) { return state->done; })) {
+    return absl::DeadlineExceededError("deadline exceeded waiting for token");
   }
   return state->result;
 }
@@ -293,7 +293,7 @@ void TokenCache::OnDue(const std::shared_ptr<Entry>& entry) {
     const absl::Time now = options_.clock->Now();
     const bool idle = entry->waiters.empty() && entry->subscribers.empty() &&
                       entry->refresh_waiters.empty() &&
-                      now - entry->last_used >= options_.renewal.idle_timeout;
+                      now - entry->last_used >= renewal_.idle_timeout;
     if (idle) {
       entry->removed = true;
       drop = true;
@@ -341,7 +341,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
     entry->fetch_state = FetchState::kRunning;
     const absl::Time now = options_.clock->Now();
     if (!entry->refresh_token.empty() &&
-        now - entry->chain_started_at < options_.renewal.refresh_token_max_age) {
+        now - entry->chain_started_at < renewal_.refresh_token_max_age) {
       request.refresh_token = entry->refresh_token;
     }
   }
@@ -394,7 +394,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
       entry->consecutive_failures = 0;
       entry->retry_not_before = absl::InfinitePast();
       entry->last_renewal = now;
-      ScheduleLocked(entry, RenewAt(options_.renewal, cached->token,
+      ScheduleLocked(entry, RenewAt(renewal_, cached->token,
                                     Random() * 2.0 - 1.0));
       LogInfo("token obtained",
               {{"tenant", entry->key.tenant},
@@ -409,7 +409,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
       entry->last_error = error;
       const absl::Duration delay =
           absl::IsFailedPrecondition(error)
-              ? std::max(options_.renewal.refused_backoff,
+              ? std::max(renewal_.refused_backoff,
                          result.retry_after.value_or(absl::ZeroDuration()))
               : BackoffDelay(backoff_settings(), entry->consecutive_failures,
                              Random(), result.retry_after);
@@ -423,7 +423,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
                   {"retry_in", absl::FormatDuration(delay)},
                   {"serving_cached",
                    entry->token != nullptr &&
-                           now < UsableUntil(options_.renewal,
+                           now < UsableUntil(renewal_,
                                              entry->token->token)
                        ? "true"
                        : "false"}});
@@ -447,7 +447,7 @@ void TokenCache::RunFetch(const std::shared_ptr<Entry>& entry) {
     if (fresh == nullptr) {
       waiter.done(CallerError(error));
     } else if (fresh->token.expires_at - now < waiter.min_ttl ||
-               now >= UsableUntil(options_.renewal, fresh->token)) {
+               now >= UsableUntil(renewal_, fresh->token)) {
       waiter.done(OutOfRange(waiter.min_ttl, fresh->token.expires_at - now));
     } else {
       waiter.done(fresh);
@@ -534,11 +534,11 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
     EntrySnapshot s;
     s.key = entry->key;
     const bool usable = entry->token != nullptr &&
-                        now < UsableUntil(options_.renewal, entry->token->token);
+                        now < UsableUntil(renewal_, entry->token->token);
     if (entry->token != nullptr) {
       s.token_fingerprint = entry->token->fingerprint;
       s.expires_at = entry->token->token.expires_at;
-      s.usable_until = UsableUntil(options_.renewal, entry->token->token);
+      s.usable_until = UsableUntil(renewal_, entry->token->token);
     }
     if (!usable) {
       s.state = entry->consecutive_failures > 0 || entry->token != nullptr

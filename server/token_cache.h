@@ -2,7 +2,9 @@
 // fetching, and the background refresher that renews every entry in use
 // before it expires.
 //
-//   TokenCache cache(&fetcher, {.renewal = settings, .clock = &clock});
+//   TokenCache cache(&fetcher, settings.renewal,
+//                    settings.upstream.max_concurrent_requests,
+//                    {.clock = &clock});
 //   cache.GetAsync({"acme", scopes}, {.min_ttl = absl::Minutes(5)},
 //                  [](absl::StatusOr<TokenCache::TokenPtr> t) { ... });
 //
@@ -47,11 +49,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/sync.h"
 #include "server/backoff.h"
-#include "server/clock.h"
 #include "server/renewal_policy.h"
 #include "server/scope_set.h"
-#include "server/sync.h"
+#include "server/settings.h"
 #include "server/token.h"
 #include "server/token_fetcher.h"
 
@@ -101,10 +104,8 @@ class TokenCache {
   using TokenPtr = std::shared_ptr<const CachedToken>;
   using Callback = std::function<void(absl::StatusOr<TokenPtr>)>;
 
+  // What is not a setting (server/settings.h).
   struct Options {
-    RenewalSettings renewal;
-    // Worker threads, hence the bound on concurrent requests to Treezor.
-    int max_concurrent_fetches = 8;
     Clock* clock = SystemClock::Get();
     // Uniform samples in [0, 1] for jitter and backoff. Default: absl::BitGen.
     std::function<double()> random_unit;
@@ -137,8 +138,11 @@ class TokenCache {
     virtual void OnEntryDropped(const CacheKey& key) {}
   };
 
-  // `fetcher` must outlive the cache. Starts the threads.
-  TokenCache(TokenFetcher* fetcher, Options options);
+  // `fetcher` must outlive the cache. `max_concurrent_fetches` worker
+  // threads (at least one): the bound on concurrent requests to Treezor.
+  // Starts the threads.
+  TokenCache(TokenFetcher* fetcher, const RenewalSettings& renewal,
+             int max_concurrent_fetches, Options options);
   // Stops the threads; waiters still pending get UNAVAILABLE.
   ~TokenCache();
 
@@ -268,6 +272,7 @@ class TokenCache {
   BackoffSettings backoff_settings() const;
 
   TokenFetcher* const fetcher_;
+  const RenewalSettings renewal_;
   const Options options_;
   Observer* observer_ = nullptr;
 

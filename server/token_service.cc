@@ -8,10 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
+#include "common/proto_time.h"
 #include "server/logging.h"
 #include "server/peer_identity.h"
-#include "server/proto_time.h"
 
 namespace treezor::broker {
 namespace {

@@ -14,9 +14,9 @@
 #include <memory>
 #include <set>
 
+#include "common/sync.h"
 #include "server/metrics.h"
 #include "server/policy.h"
-#include "server/sync.h"
 #include "server/token_cache.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 

@@ -2,13 +2,9 @@
 
 #include <curl/curl.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -19,11 +15,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "common/token_digest.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/logging.h"
 #include "server/oauth_response.h"
+#include "server/secret_reader.h"
 
 namespace treezor::broker {
 namespace {
@@ -86,7 +84,7 @@ struct TokenRequest {
   Grant grant = Grant::kClientCredentials;
   Params params;
   // Values that must never appear in a message, even if Treezor echoes them.
-  std::vector<std::string> secrets;
+  std::vector<Secret> secrets;
 };
 
 absl::Status TenantError(absl::StatusCode code, absl::string_view tenant,
@@ -94,62 +92,15 @@ absl::Status TenantError(absl::StatusCode code, absl::string_view tenant,
   return absl::Status(code, absl::StrCat("tenant ", tenant, ": ", what));
 }
 
-// Reads a whole secret file; trailing whitespace is dropped when
-// `trim_spaces`, trailing newlines always. `field` names the config field in
-// errors (the path is named, never the content).
-absl::StatusOr<std::string> ReadSecretFile(absl::string_view tenant,
-                                           absl::string_view field,
-                                           const std::string& path,
-                                           bool trim_spaces) {
-  const auto precondition = absl::StatusCode::kFailedPrecondition;
-  if (path.empty()) {
-    return TenantError(precondition, tenant, absl::StrCat(field, " is not set"));
+// A secret the tenant's configuration names, read now (so that a rotated one
+// is used at once) by the reader config validation uses too.
+absl::StatusOr<Secret> InTenant(const v1::Tenant& tenant,
+                                absl::StatusOr<Secret> secret) {
+  if (!secret.ok()) {
+    return TenantError(secret.status().code(), tenant.name(),
+                       secret.status().message());
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return TenantError(precondition, tenant,
-                       absl::StrCat("cannot read ", field, " ", path, ": ",
-                                    std::strerror(errno)));
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  std::string value = std::move(contents).str();
-  if (trim_spaces) {
-    absl::StripTrailingAsciiWhitespace(&value);
-  } else {
-    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) {
-      value.pop_back();
-    }
-  }
-  if (value.empty()) {
-    return TenantError(precondition, tenant,
-                       absl::StrCat(field, " ", path, " is empty"));
-  }
-  return value;
-}
-
-// The client secret, from client_secret_file or else client_secret_env, read
-// now so that a rotated secret is used at once.
-absl::StatusOr<std::string> ReadClientSecret(const v1::Tenant& tenant) {
-  if (!tenant.client_secret_file().empty()) {
-    return ReadSecretFile(tenant.name(), "client_secret_file",
-                          tenant.client_secret_file(), /*trim_spaces=*/true);
-  }
-  const auto precondition = absl::StatusCode::kFailedPrecondition;
-  if (tenant.client_secret_env().empty()) {
-    return TenantError(precondition, tenant.name(),
-                       "neither client_secret_file nor client_secret_env is set");
-  }
-  const char* env = std::getenv(tenant.client_secret_env().c_str());
-  std::string value = env != nullptr ? env : "";
-  absl::StripTrailingAsciiWhitespace(&value);
-  if (value.empty()) {
-    return TenantError(precondition, tenant.name(),
-                       absl::StrCat("environment variable ",
-                                    tenant.client_secret_env(),
-                                    " (client_secret_env) is unset or empty"));
-  }
-  return value;
+  return secret;
 }
 
 absl::StatusOr<Grant> ChooseGrant(const v1::Tenant& tenant,
@@ -161,7 +112,7 @@ absl::StatusOr<Grant> ChooseGrant(const v1::Tenant& tenant,
   }
   if (tenant.grant_type() == "password") return Grant::kPassword;
   return TenantError(absl::StatusCode::kFailedPrecondition, tenant.name(),
-                     absl::StrCat("unsupported grant_type \"",
+                     absl::StrCat("unsupported grantType \"",
                                   tenant.grant_type(), "\""));
 }
 
@@ -175,25 +126,23 @@ absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,
   out.params.emplace_back("client_id", tenant.client_id());
   if (*grant == Grant::kRefreshToken) {
     out.params.emplace_back("refresh_token", request.refresh_token);
-    out.secrets.push_back(request.refresh_token);
+    out.secrets.emplace_back(request.refresh_token);
   } else {
-    absl::StatusOr<std::string> secret = ReadClientSecret(tenant);
+    absl::StatusOr<Secret> secret = InTenant(tenant, ReadClientSecret(tenant));
     if (!secret.ok()) return secret.status();
-    out.secrets.push_back(*secret);
-    out.params.emplace_back("client_secret", *std::move(secret));
+    out.params.emplace_back("client_secret", std::string(secret->view()));
+    out.secrets.push_back(*std::move(secret));
   }
   if (*grant == Grant::kPassword) {
-    absl::StatusOr<std::string> username =
-        ReadSecretFile(tenant.name(), "username_file", tenant.username_file(),
-                       /*trim_spaces=*/false);
+    absl::StatusOr<Secret> username = InTenant(
+        tenant, ReadSecretFile("usernameFile", tenant.username_file()));
     if (!username.ok()) return username.status();
-    absl::StatusOr<std::string> password =
-        ReadSecretFile(tenant.name(), "password_file", tenant.password_file(),
-                       /*trim_spaces=*/false);
+    absl::StatusOr<Secret> password = InTenant(
+        tenant, ReadSecretFile("passwordFile", tenant.password_file()));
     if (!password.ok()) return password.status();
-    out.secrets.push_back(*password);
-    out.params.emplace_back("username", *std::move(username));
-    out.params.emplace_back("password", *std::move(password));
+    out.params.emplace_back("username", std::string(username->view()));
+    out.params.emplace_back("password", std::string(password->view()));
+    out.secrets.push_back(*std::move(password));
   }
   if (!request.scopes.empty()) {
     out.params.emplace_back("scope", request.scopes.ToOAuthString());
@@ -277,7 +226,7 @@ absl::StatusOr<EncodedBody> EncodeBody(CURL* curl, const v1::Tenant& tenant,
     status = EncodeJson(params, &body);
   } else {
     return TenantError(absl::StatusCode::kFailedPrecondition, tenant.name(),
-                       absl::StrCat("unsupported request_encoding \"",
+                       absl::StrCat("unsupported requestEncoding \"",
                                     encoding, "\""));
   }
   if (!status.ok()) {
@@ -344,7 +293,7 @@ long Millis(absl::Duration d) {
 // Sets every option of one request on a freshly reset handle. False only when
 // libcurl is out of memory or lacks an option.
 bool SetOptions(CURL* curl, const v1::Tenant& tenant,
-                const TreezorOAuthClient::Options& options,
+                const UpstreamSettings& settings,
                 const std::string& url, const EncodedBody& body,
                 HttpExchange* exchange) {
   bool ok = true;
@@ -356,9 +305,9 @@ bool SetOptions(CURL* curl, const v1::Tenant& tenant,
   check(curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L));
   check(curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent));
   check(curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                         Millis(options.connect_timeout)));
+                         Millis(settings.connect_timeout)));
   check(curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                         Millis(options.request_timeout)));
+                         Millis(settings.request_timeout)));
 
   const v1::UpstreamTls& tls = tenant.upstream_tls();
   check(curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L));
@@ -409,13 +358,13 @@ std::string TokenUrl(const v1::Tenant& tenant) {
 // Runs one POST on `curl`. Fails only if the request could not be built;
 // transfer failures are recorded in `exchange`.
 absl::Status Perform(CURL* curl, const v1::Tenant& tenant,
-                     const TreezorOAuthClient::Options& options,
+                     const UpstreamSettings& settings,
                      const Params& params, HttpExchange* exchange) {
   // Forget the previous request's options, keep its live connections.
   curl_easy_reset(curl);
   absl::StatusOr<EncodedBody> body = EncodeBody(curl, tenant, params);
   if (!body.ok()) return body.status();
-  if (!SetOptions(curl, tenant, options, TokenUrl(tenant), *body, exchange)) {
+  if (!SetOptions(curl, tenant, settings, TokenUrl(tenant), *body, exchange)) {
     return TenantError(absl::StatusCode::kInternal, tenant.name(),
                        "cannot configure the HTTP request");
   }
@@ -509,9 +458,11 @@ absl::Status TransferError(absl::string_view tenant,
   return TenantError(absl::StatusCode::kUnavailable, tenant, what);
 }
 
-std::string Redact(std::string text, const std::vector<std::string>& secrets) {
-  for (const std::string& secret : secrets) {
-    if (!secret.empty()) absl::StrReplaceAll({{secret, "[redacted]"}}, &text);
+std::string Redact(std::string text, const std::vector<Secret>& secrets) {
+  for (const Secret& secret : secrets) {
+    if (!secret.empty()) {
+      absl::StrReplaceAll({{secret.view(), "[redacted]"}}, &text);
+    }
   }
   return text;
 }
@@ -742,10 +693,12 @@ struct TreezorOAuthClient::TenantState {
 };
 
 TreezorOAuthClient::TreezorOAuthClient(std::vector<v1::Tenant> tenants,
-                                       Options options)
-    : options_(options),
+                                       const UpstreamSettings& settings,
+                                       Clock* clock)
+    : settings_(settings),
+      clock_(clock),
       pool_(std::make_unique<internal::CurlHandlePool>(
-          static_cast<size_t>(std::max(0, options.max_idle_connections)))) {
+          static_cast<size_t>(std::max(0, settings.max_idle_connections)))) {
   InitCurlOnce();
   UpdateTenants(std::move(tenants));
 }
@@ -821,7 +774,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   const v1::Tenant& config = tenant->config;
   if (!absl::StartsWithIgnoreCase(config.base_url(), "https://")) {
     result.token = TenantError(absl::StatusCode::kFailedPrecondition,
-                               request.tenant, "base_url must be https://");
+                               request.tenant, "baseUrl must be https://");
     result.outcome = "config";
     LogOutcome(log, result);
     return result;
@@ -847,7 +800,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   HttpExchange exchange;
   exchange.cancelled = &shutting_down_;
   const auto start = std::chrono::steady_clock::now();
-  const absl::Status performed = Perform(handle.get(), config, options_,
+  const absl::Status performed = Perform(handle.get(), config, settings_,
                                          token_request->params, &exchange);
   log.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start)
@@ -859,7 +812,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
     result.outcome = "network";
   } else {
     result = Classify(request.tenant, *token_request, exchange,
-                      options_.clock->Now());
+                      clock_->Now());
   }
   result.grant_type = std::string(log.grant);
   LogOutcome(log, result);

@@ -1,22 +1,25 @@
 // The real TokenFetcher: one POST to a tenant's `/oauth/token` over mutual TLS
 // (libcurl), classified into a FetchResult.
 //
-//   TreezorOAuthClient client(config.tenants(), {.request_timeout = ...});
+//   TreezorOAuthClient client(tenants, settings.upstream, clock);
 //   FetchResult r = client.Fetch({.tenant = "acme", .scopes = scopes});
 //
 // One synchronous attempt per Fetch and no retries: the token cache owns
 // retry, backoff and Retry-After. This class only says what happened:
 // UNAVAILABLE (connect / TLS / timeout / network / HTTP <status> /
 // unparsable token response), FAILED_PRECONDITION (Treezor refused the
-// credentials, or a secret file/variable is missing), NOT_FOUND (unknown
-// tenant). Every message starts with "tenant <name>: " and never contains a
+// credentials, or a secret file/variable is missing or empty), NOT_FOUND
+// (unknown tenant). Every message starts with "tenant <name>: ", names config
+// fields by their JSON names (as config errors do) and never contains a
 // secret or a token; one log line per request names the token only by
 // TokenFingerprint.
 //
 // Decisions worth knowing:
-//  - Secrets (client_secret_file / client_secret_env, username_file,
-//    password_file) are read at each Fetch, so a rotated Kubernetes Secret is
-//    used by the next request without a reload.
+//  - Secrets (clientSecretFile / clientSecretEnv, usernameFile,
+//    passwordFile) are read at each Fetch, so a rotated Kubernetes Secret is
+//    used by the next request without a reload. They are read by
+//    server/secret_reader.h, as config validation reads them: one trimming
+//    rule, the same error messages.
 //  - Each tenant keeps a few idle libcurl handles so TLS connections to
 //    Treezor are reused. Certificate and key files are loaded when a new
 //    connection is made, so rotated client certificates take effect on the
@@ -41,8 +44,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/clock.h"
-#include "server/sync.h"
+#include "common/clock.h"
+#include "common/sync.h"
+#include "server/settings.h"
 #include "server/token_fetcher.h"
 #include "treezor/broker/v1/config.pb.h"
 
@@ -54,20 +58,14 @@ class CurlHandlePool;
 
 class TreezorOAuthClient final : public TokenFetcher {
  public:
-  struct Options {
-    // TCP + TLS handshake.
-    absl::Duration connect_timeout = absl::Seconds(5);
-    // The whole request, connection included.
-    absl::Duration request_timeout = absl::Seconds(15);
-    // Gives Token::obtained_at / expires_at and interprets an HTTP-date
-    // Retry-After. Not owned; must outlive the client.
-    Clock* clock = SystemClock::Get();
-    // Idle connections kept for reuse, across all tenants (most recently
-    // used first; each serves only the tenant that opened it).
-    int max_idle_connections = 16;
-  };
-
-  TreezorOAuthClient(std::vector<v1::Tenant> tenants, Options options);
+  // `settings`: timeouts and the number of idle connections kept for reuse
+  // across all tenants (most recently used first; each serves only the
+  // tenant that opened it). `clock` gives Token::obtained_at / expires_at
+  // and interprets an HTTP-date Retry-After; not owned, must outlive the
+  // client.
+  TreezorOAuthClient(std::vector<v1::Tenant> tenants,
+                     const UpstreamSettings& settings,
+                     Clock* clock = SystemClock::Get());
   ~TreezorOAuthClient() override;
 
   TreezorOAuthClient(const TreezorOAuthClient&) = delete;
@@ -88,7 +86,8 @@ class TreezorOAuthClient final : public TokenFetcher {
   // again and presents the (rotated) client certificate on disk.
   void ResetConnections(const std::string& tenant) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Idle connections currently pooled (bounded by max_idle_connections).
+  // Idle connections currently pooled (bounded by
+  // UpstreamSettings::max_idle_connections).
   size_t idle_connections() const;
 
  private:
@@ -99,7 +98,8 @@ class TreezorOAuthClient final : public TokenFetcher {
   std::shared_ptr<TenantState> FindTenant(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  const Options options_;
+  const UpstreamSettings settings_;
+  Clock* const clock_;
   std::atomic<bool> shutting_down_{false};
   // Idle curl handles of all tenants.
   const std::unique_ptr<internal::CurlHandlePool> pool_;

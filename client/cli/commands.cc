@@ -20,7 +20,9 @@
 #include "client/broker_channel.h"
 #include "client/cli/arg_parser.h"
 #include "client/token_client.h"
-#include "client/token_digest.h"
+#include "common/grpc_status.h"
+#include "common/proto_time.h"
+#include "common/token_digest.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/client_context.h"
 #include "treezor/broker/v1/admin_service.grpc.pb.h"
@@ -217,9 +219,7 @@ v1::GetTokenResponse ToResponse(const Token& token) {
   v1::GetTokenResponse r;
   r.set_access_token(token.access_token);
   r.set_token_type(token.token_type);
-  const int64_t nanos = absl::ToUnixNanos(token.expires_at);
-  r.mutable_expires_at()->set_seconds(nanos / 1'000'000'000);
-  r.mutable_expires_at()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  ToProtoTimestamp(token.expires_at, r.mutable_expires_at());
   for (const std::string& s : token.scopes) r.add_scopes(s);
   r.set_tenant(token.tenant);
   return r;
@@ -375,8 +375,7 @@ int RunWatch(const Command& command, const ParsedFlags& flags) {
     v1::GetTokenResponse response;
     while (reader->Read(&response)) {
       stopper.FirstTokenArrived();
-      const absl::Time expires_at =
-          absl::FromUnixSeconds(response.expires_at().seconds());
+      const absl::Time expires_at = FromProtoTimestamp(response.expires_at());
       std::cout << "fingerprint=" << TokenFingerprint(response.access_token())
                 << " expires_at=" << FormatUtc(expires_at);
       if (show_token) std::cout << " token=" << response.access_token();
@@ -397,8 +396,7 @@ int RunWatch(const Command& command, const ParsedFlags& flags) {
     return Fail(absl::DeadlineExceededError(absl::StrCat(
         "no token within --timeout ", absl::FormatDuration(connection->timeout))));
   }
-  return Fail(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                           status.error_message()));
+  return Fail(FromGrpcStatus(status));
 }
 
 // The admin stub and a context with the --timeout deadline.
@@ -419,11 +417,6 @@ absl::StatusOr<std::unique_ptr<AdminCall>> StartAdminCall(
   return call;
 }
 
-absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
 void PrintJson(const google::protobuf::Message& message) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
@@ -442,7 +435,7 @@ int RunAdminList(const Command& command, const ParsedFlags& flags) {
   v1::ListTokensResponse response;
   const grpc::Status status =
       (*call)->stub->ListTokens(&(*call)->context, request, &response);
-  if (!status.ok()) return Fail(FromGrpc(status));
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
   PrintJson(response);
   return kExitOk;
 }
@@ -460,9 +453,9 @@ int RunAdminRefresh(const Command& command, const ParsedFlags& flags) {
   v1::RefreshTokenResponse response;
   const grpc::Status status =
       (*call)->stub->RefreshToken(&(*call)->context, request, &response);
-  if (!status.ok()) return Fail(FromGrpc(status));
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
   std::cout << "fingerprint=" << response.token_fingerprint() << " expires_at="
-            << FormatUtc(absl::FromUnixSeconds(response.expires_at().seconds()))
+            << FormatUtc(FromProtoTimestamp(response.expires_at()))
             << std::endl;
   return kExitOk;
 }
@@ -475,7 +468,7 @@ int RunAdminReload(const Command& command, const ParsedFlags& flags) {
   v1::ReloadConfigResponse response;
   const grpc::Status status =
       (*call)->stub->ReloadConfig(&(*call)->context, {}, &response);
-  if (!status.ok()) return Fail(FromGrpc(status));
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
   PrintJson(response);
   if (!response.applied()) {
     PrintError(absl::FailedPreconditionError(

@@ -55,7 +55,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "server/sync.h"
+#include "common/sync.h"
 #include "tests/bench/process_stats.h"
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_treezor.h"

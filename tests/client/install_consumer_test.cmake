@@ -23,6 +23,9 @@ step("install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix}
   --component client)
 foreach(f lib/cmake/TreezorTokenBroker/TreezorTokenBrokerConfig.cmake
           include/treezor-token-broker/client/token_client.h
+          include/treezor-token-broker/client/token_digest.h
+          include/treezor-token-broker/common/clock.h
+          include/treezor-token-broker/common/token_digest.h
           include/treezor-token-broker/treezor/broker/v1/token_service.grpc.pb.h
           bin/treezor-token)
   if(NOT EXISTS ${prefix}/${f})

@@ -10,11 +10,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
-#include "server/sync.h"
 #include "tests/testing/broker_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
@@ -25,9 +25,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::treezor::broker::BrokerServer;
-using ::treezor::broker::CondVar;
-using ::treezor::broker::Mutex;
-using ::treezor::broker::MutexLock;
 using ::treezor::broker::testing::BrokerHarness;
 using ::treezor::broker::testing::LogCapture;
 using ::treezor::broker::testing::StatusIs;
@@ -51,14 +48,11 @@ class EventLog {
   }
   // True once `n` events of `kind` have happened.
   bool WaitFor(Kind kind, int n = 1) ABSL_LOCKS_EXCLUDED(mu_) {
-    const absl::Time deadline = absl::Now() + kWait;
     MutexLock lock(&mu_);
-    while (CountLocked(kind) < n) {
-      if (!cv_.WaitFor(&mu_, deadline - absl::Now())) {
-        return CountLocked(kind) >= n;
-      }
-    }
-    return true;
+    return cv_.WaitUntil(&mu_, absl::Now() + kWait,
+                         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                           return CountLocked(kind) >= n;
+                         });
   }
 
  private:
@@ -87,7 +81,7 @@ class TokenClientTest : public ::testing::Test {
     o.connection.ca_file = harness_->internal_ca_file();
     o.connection.cert_file = files.cert_file;
     o.connection.key_file = files.key_file;
-    o.clock = [clock = &harness_->clock()] { return clock->Now(); };
+    o.clock = &harness_->clock();
     o.initial_backoff = absl::Milliseconds(20);
     o.max_backoff = absl::Milliseconds(200);
     o.on_event = events_.Listener();

@@ -7,12 +7,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
-#include "server/token.h"
 #include "tests/testing/broker_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"

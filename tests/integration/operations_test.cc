@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
@@ -339,10 +340,7 @@ TEST_F(OperationsTest, MetricsScrapedThroughoutShutdownNeverReadFreedState) {
   });
   {
     MutexLock lock(&mu);
-    const absl::Time deadline = absl::Now() + kTimeout;
-    while (scrapes < 3 && absl::Now() < deadline) {
-      cv.WaitFor(&mu, deadline - absl::Now());
-    }
+    cv.WaitUntil(&mu, absl::Now() + kTimeout, [&] { return scrapes >= 3; });
     EXPECT_GE(scrapes, 3) << "the scraper never got an answer";
   }
   harness_->StopBroker();  // the scraper keeps going all through

@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/substitute.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -207,12 +206,11 @@ TEST_F(ConfigTest, LoadConfigFileErrorsStartWithThePath) {
 }
 
 TEST_F(ConfigTest, ExampleConfigInTheRepositoryParses) {
-  // TZB_SOURCE_DIR comes from CMake (__FILE__ may be relative, e.g. when a
-  // compiler cache rewrites paths).
-  const std::string path =
+  // (Not found from __FILE__: ccache with CCACHE_BASEDIR makes it relative.)
+  const std::string example =
       absl::StrCat(TZB_SOURCE_DIR, "/deploy/examples/broker.json");
-  std::ifstream in(path);
-  ASSERT_TRUE(in.good()) << path;
+  std::ifstream in(example);
+  ASSERT_TRUE(in.good()) << example;
   std::string json((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
   EXPECT_OK(ParseConfigJson(json));
@@ -528,6 +526,33 @@ TEST_F(ConfigTest, ClientSecretFileOfOnlyNewlinesIsEmpty) {
                       absl::StrCat("\"", dir_.File("newlines"), "\" is empty"));
 }
 
+// The fetch path drops trailing whitespace, so a file of blanks would fail
+// every token request: validation applies the same rule.
+TEST_F(ConfigTest, ClientSecretFileOfOnlyWhitespaceIsEmpty) {
+  WriteFile(dir_.File("blanks"), " \t  \r\n \n");
+  v1::BrokerConfig config = Good();
+  config.mutable_tenants(0)->set_client_secret_file(dir_.File("blanks"));
+  ExpectOnlyProblemAt(config, "tenants[0].clientSecretFile",
+                      absl::StrCat("\"", dir_.File("blanks"), "\" is empty"));
+}
+
+TEST_F(ConfigTest, PasswordFileOfOnlyWhitespaceIsEmpty) {
+  WriteFile(dir_.File("blanks"), "  \n");
+  v1::BrokerConfig config = Good();
+  config.mutable_tenants(1)->set_password_file(dir_.File("blanks"));
+  ExpectOnlyProblemAt(config, "tenants[1].passwordFile", "is empty");
+}
+
+TEST_F(ConfigTest, ClientSecretEnvOfOnlyWhitespaceIsEmpty) {
+  ::setenv("TZB_CONFIG_TEST_BLANK", " \t\n", 1);
+  v1::BrokerConfig config = Good();
+  v1::Tenant& t = *config.mutable_tenants(0);
+  t.clear_client_secret_file();
+  t.set_client_secret_env("TZB_CONFIG_TEST_BLANK");
+  ExpectOnlyProblemAt(config, "tenants[0].clientSecretEnv",
+                      "environment variable TZB_CONFIG_TEST_BLANK is empty");
+}
+
 TEST_F(ConfigTest, ClientSecretEnvMustBeSet) {
   ::unsetenv("TZB_CONFIG_TEST_UNSET");
   v1::BrokerConfig config = Good();
@@ -832,7 +857,8 @@ TEST_F(ConfigTest, SecretsNeverAppearInErrors) {
 
 TEST(ConfigDefaults, AbsentSectionsTakeTheDocumentedDefaults) {
   const v1::BrokerConfig config;
-  const RenewalSettings r = RenewalSettingsFromConfig(config);
+  const BrokerSettings settings = ResolveSettings(config);
+  const RenewalSettings& r = settings.renewal;
   const RenewalSettings d;
   EXPECT_EQ(r.renew_remaining_fraction, 0.25);
   EXPECT_EQ(r.jitter_fraction, 0.05);
@@ -844,13 +870,13 @@ TEST(ConfigDefaults, AbsentSectionsTakeTheDocumentedDefaults) {
   EXPECT_EQ(r.refused_backoff, d.refused_backoff);
   EXPECT_EQ(r.refresh_token_max_age, absl::Hours(24 * 30));
 
-  const UpstreamSettings u = UpstreamSettingsFromConfig(config);
+  const UpstreamSettings& u = settings.upstream;
   EXPECT_EQ(u.max_concurrent_requests, 8);
   EXPECT_EQ(u.connect_timeout, absl::Seconds(5));
   EXPECT_EQ(u.request_timeout, absl::Seconds(15));
 
-  EXPECT_EQ(ShutdownGracePeriod(config), absl::Seconds(10));
-  EXPECT_EQ(ServerTlsRefreshInterval(config), absl::Seconds(60));
+  EXPECT_EQ(settings.shutdown_grace_period, absl::Seconds(10));
+  EXPECT_EQ(settings.server_tls.refresh_interval, absl::Seconds(60));
 }
 
 TEST(ConfigDefaults, PartialSectionsKeepDefaultsForAbsentFields) {
@@ -858,21 +884,23 @@ TEST(ConfigDefaults, PartialSectionsKeepDefaultsForAbsentFields) {
       "renewal": {"jitterFraction": 0, "maxBackoff": "300s"},
       "upstream": {"requestTimeout": "2.5s"},
       "shutdownGracePeriod": "0s"})"));
-  const RenewalSettings r = RenewalSettingsFromConfig(config);
+  const BrokerSettings settings = ResolveSettings(config);
+  const RenewalSettings& r = settings.renewal;
   EXPECT_EQ(r.jitter_fraction, 0.0);  // explicitly zero, not the default
   EXPECT_EQ(r.max_backoff, absl::Minutes(5));
   EXPECT_EQ(r.renew_remaining_fraction, 0.25);
   EXPECT_EQ(r.initial_backoff, absl::Seconds(1));
-  const UpstreamSettings u = UpstreamSettingsFromConfig(config);
+  const UpstreamSettings& u = settings.upstream;
   EXPECT_EQ(u.request_timeout, absl::Milliseconds(2500));
   EXPECT_EQ(u.connect_timeout, absl::Seconds(5));
   EXPECT_EQ(u.max_concurrent_requests, 8);
-  EXPECT_EQ(ShutdownGracePeriod(config), absl::ZeroDuration());
+  EXPECT_EQ(settings.shutdown_grace_period, absl::ZeroDuration());
 }
 
 TEST_F(ConfigTest, ConfiguredValuesOverrideDefaults) {
   const v1::BrokerConfig config = Good();
-  const RenewalSettings r = RenewalSettingsFromConfig(config);
+  const BrokerSettings settings = ResolveSettings(config);
+  const RenewalSettings& r = settings.renewal;
   EXPECT_EQ(r.renew_remaining_fraction, 0.3);
   EXPECT_EQ(r.jitter_fraction, 0.1);
   EXPECT_EQ(r.min_remaining, absl::Seconds(30));
@@ -882,12 +910,12 @@ TEST_F(ConfigTest, ConfiguredValuesOverrideDefaults) {
   EXPECT_EQ(r.max_backoff, absl::Seconds(30));
   EXPECT_EQ(r.refused_backoff, absl::Minutes(2));
   EXPECT_EQ(r.refresh_token_max_age, absl::Hours(24));
-  const UpstreamSettings u = UpstreamSettingsFromConfig(config);
+  const UpstreamSettings& u = settings.upstream;
   EXPECT_EQ(u.max_concurrent_requests, 4);
   EXPECT_EQ(u.connect_timeout, absl::Seconds(2));
   EXPECT_EQ(u.request_timeout, absl::Seconds(10));
-  EXPECT_EQ(ShutdownGracePeriod(config), absl::Seconds(5));
-  EXPECT_EQ(ServerTlsRefreshInterval(config), absl::Seconds(30));
+  EXPECT_EQ(settings.shutdown_grace_period, absl::Seconds(5));
+  EXPECT_EQ(settings.server_tls.refresh_interval, absl::Seconds(30));
 }
 
 }  // namespace

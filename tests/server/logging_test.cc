@@ -7,10 +7,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_split.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/strings/str_split.h"
-#include "server/sync.h"
 
 namespace treezor::broker {
 namespace {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_clock.h"
@@ -31,22 +32,18 @@ class FetchWaiter : public TokenCache::Observer {
     cv_.SignalAll();
   }
   bool WaitForSuccesses(int n, absl::Duration timeout = absl::Seconds(10)) {
-    const absl::Time deadline = absl::Now() + timeout;
     MutexLock lock(&mu_);
-    while (succeeded_ < n) {
-      if (absl::Now() >= deadline) return false;
-      cv_.WaitFor(&mu_, deadline - absl::Now());
-    }
-    return true;
+    return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                           return succeeded_ >= n;
+                         });
   }
   bool WaitForFetches(int n, absl::Duration timeout = absl::Seconds(10)) {
-    const absl::Time deadline = absl::Now() + timeout;
     MutexLock lock(&mu_);
-    while (done_ < n) {
-      if (absl::Now() >= deadline) return false;
-      cv_.WaitFor(&mu_, deadline - absl::Now());
-    }
-    return true;
+    return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                           return done_ >= n;
+                         });
   }
   int done() {
     MutexLock lock(&mu_);
@@ -58,13 +55,11 @@ class FetchWaiter : public TokenCache::Observer {
     cv_.SignalAll();
   }
   bool WaitForDrops(int n, absl::Duration timeout = absl::Seconds(10)) {
-    const absl::Time deadline = absl::Now() + timeout;
     MutexLock lock(&mu_);
-    while (dropped_ < n) {
-      if (absl::Now() >= deadline) return false;
-      cv_.WaitFor(&mu_, deadline - absl::Now());
-    }
-    return true;
+    return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                           return dropped_ >= n;
+                         });
   }
 
  private:
@@ -86,13 +81,11 @@ class TokenRecorder {
     };
   }
   bool WaitForCount(size_t n, absl::Duration timeout = absl::Seconds(10)) {
-    const absl::Time deadline = absl::Now() + timeout;
     MutexLock lock(&mu_);
-    while (received_.size() < n) {
-      if (absl::Now() >= deadline) return false;
-      cv_.WaitFor(&mu_, deadline - absl::Now());
-    }
-    return true;
+    return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                           return received_.size() >= n;
+                         });
   }
   std::vector<absl::StatusOr<TokenPtr>> received() {
     MutexLock lock(&mu_);
@@ -114,11 +107,9 @@ class TokenCacheTest : public ::testing::Test {
   void MakeCache(RenewalSettings renewal = {}, int workers = 4,
                  double random = 0.5) {
     TokenCache::Options options;
-    options.renewal = renewal;
-    options.max_concurrent_fetches = workers;
     options.clock = &clock_;
     options.random_unit = [random] { return random; };
-    cache_ = std::make_unique<TokenCache>(&fetcher_, options);
+    cache_ = std::make_unique<TokenCache>(&fetcher_, renewal, workers, options);
     cache_->SetObserver(&fetches_);
     clock_.AddListener([this] { cache_->Wake(); });
   }
@@ -249,10 +240,10 @@ TEST_F(TokenCacheTest, JitterMovesRenewalWithinBounds) {
   for (double sample : {0.0, 1.0}) {
     FakeTokenFetcher fetcher(&clock_);
     TokenCache::Options options;
-    options.renewal = settings;
     options.clock = &clock_;
     options.random_unit = [sample] { return sample; };
-    TokenCache cache(&fetcher, options);
+    TokenCache cache(&fetcher, settings,
+                     UpstreamSettings().max_concurrent_requests, options);
     ASSERT_OK_AND_ASSIGN(TokenPtr t,
                          cache.Get(key_, {}, absl::Now() + absl::Seconds(10)));
     const absl::Duration offset =

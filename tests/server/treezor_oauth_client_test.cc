@@ -13,10 +13,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/sync.h"
+#include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/logging.h"
-#include "server/sync.h"
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fake_treezor.h"
@@ -134,9 +135,9 @@ class TreezorOAuthClientTest : public ::testing::Test {
       absl::Duration request_timeout = absl::Seconds(10)) {
     return std::make_unique<TreezorOAuthClient>(
         std::vector<v1::Tenant>{std::move(tenant)},
-        TreezorOAuthClient::Options{.connect_timeout = absl::Seconds(5),
-                                    .request_timeout = request_timeout,
-                                    .clock = &clock_});
+        UpstreamSettings{.connect_timeout = absl::Seconds(5),
+                         .request_timeout = request_timeout},
+        &clock_);
   }
 
   static FetchRequest Request(std::string refresh_token = "") {
@@ -245,8 +246,7 @@ TEST_F(TreezorOAuthClientTest, IdleConnectionsAreBoundedAcrossTenants) {
     t.set_name(absl::StrCat("t", i));
     tenants.push_back(t);
   }
-  TreezorOAuthClient client(tenants, {.clock = &clock_,
-                                      .max_idle_connections = 3});
+  TreezorOAuthClient client(tenants, {.max_idle_connections = 3}, &clock_);
   for (int i = 0; i < 10; ++i) {
     ASSERT_OK(client.Fetch({.tenant = absl::StrCat("t", i)}).token);
     EXPECT_LE(client.idle_connections(), 3u);
@@ -451,8 +451,8 @@ TEST_F(TreezorOAuthClientTest, MissingSecretIsFailedPreconditionNamingTheSource)
   from_file.set_client_secret_file(dir_.File("no-such-secret"));
   EXPECT_THAT(Client(from_file)->Fetch(Request()).token,
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(StartsWith("tenant acme: cannot read "
-                                        "client_secret_file"),
+                       AllOf(StartsWith("tenant acme: clientSecretFile: "
+                                        "cannot read "),
                              HasSubstr(dir_.File("no-such-secret")))));
 
   WriteFile(secret_file(), " \n");
@@ -596,6 +596,22 @@ TEST_F(TreezorOAuthClientTest, PlainHttpBaseUrlIsRefused) {
   EXPECT_THAT(Client(tenant)->Fetch(Request()).token,
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("https")));
+  EXPECT_THAT(Client(tenant)->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: baseUrl must be https://"));
+  EXPECT_EQ(treezor_->request_count(), 0);
+}
+
+// Errors name config fields as the config file does (JSON names).
+TEST_F(TreezorOAuthClientTest, UnsupportedSettingsNameTheirJsonFields) {
+  v1::Tenant grant = Tenant();
+  grant.set_grant_type("implicit");
+  EXPECT_THAT(Client(grant)->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: unsupported grantType \"implicit\""));
+  EXPECT_THAT(Client(Tenant("xml"))->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: unsupported requestEncoding \"xml\""));
   EXPECT_EQ(treezor_->request_count(), 0);
 }
 

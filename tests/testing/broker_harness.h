@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/sync.h"
 #include "grpcpp/channel.h"
 #include "server/broker_server.h"
-#include "server/sync.h"
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fake_treezor.h"

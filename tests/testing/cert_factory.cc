@@ -3,7 +3,6 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
-#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -29,36 +28,17 @@
 namespace treezor::broker::testing {
 namespace {
 
-using cert_factory_internal::PkeyPtr;
-using cert_factory_internal::X509Ptr;
-
-struct BioDeleter {
-  void operator()(BIO* p) const { BIO_free(p); }
-};
-struct BnDeleter {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-struct ExtDeleter {
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
-using ExtPtr = std::unique_ptr<X509_EXTENSION, ExtDeleter>;
+using BnPtr = std::unique_ptr<BIGNUM, OpenSslFree<&BN_free>>;
+using ExtPtr =
+    std::unique_ptr<X509_EXTENSION, OpenSslFree<&X509_EXTENSION_free>>;
 
 constexpr absl::Duration kCaBackdate = absl::Hours(1);
 constexpr absl::Duration kCaValidity = absl::Hours(24 * 30);
 
-// Drains OpenSSL's thread-local error queue into a Status naming `what`.
+// OpenSSL's error (its queue is cleared) in a Status naming `what`.
 absl::Status OpenSslError(absl::string_view what) {
-  std::vector<std::string> errors;
-  while (unsigned long code = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(code, buf, sizeof(buf));
-    errors.emplace_back(buf);
-  }
-  if (errors.empty()) errors.emplace_back("no OpenSSL error reported");
-  return absl::InternalError(
-      absl::StrCat(what, ": ", absl::StrJoin(errors, "; ")));
+  return absl::InternalError(absl::StrCat(
+      what, ": ", OpenSslErrorString("no OpenSSL error reported")));
 }
 
 absl::Status ErrnoError(int err, absl::string_view what) {

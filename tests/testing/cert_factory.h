@@ -26,28 +26,15 @@
 #ifndef TREEZOR_BROKER_TESTS_TESTING_CERT_FACTORY_H_
 #define TREEZOR_BROKER_TESTS_TESTING_CERT_FACTORY_H_
 
-#include <openssl/evp.h>
-#include <openssl/x509.h>
-
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/pem.h"
 
 namespace treezor::broker::testing {
-namespace cert_factory_internal {
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Deleter {
-  void operator()(X509* p) const { X509_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-}  // namespace cert_factory_internal
 
 struct CertPaths {
   std::string cert_file;
@@ -97,14 +84,13 @@ class CertFactory {
 
  private:
   CertFactory(std::string dir, std::string ca_cert_file,
-              std::string ca_key_file, cert_factory_internal::PkeyPtr ca_key,
-              cert_factory_internal::X509Ptr ca_cert);
+              std::string ca_key_file, PkeyPtr ca_key, X509Ptr ca_cert);
 
   std::string dir_;
   std::string ca_cert_file_;
   std::string ca_key_file_;
-  cert_factory_internal::PkeyPtr ca_key_;
-  cert_factory_internal::X509Ptr ca_cert_;
+  PkeyPtr ca_key_;
+  X509Ptr ca_cert_;
 };
 
 }  // namespace treezor::broker::testing

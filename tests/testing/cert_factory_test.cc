@@ -20,8 +20,6 @@
 namespace treezor::broker::testing {
 namespace {
 
-using cert_factory_internal::PkeyPtr;
-using cert_factory_internal::X509Ptr;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;

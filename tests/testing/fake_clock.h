@@ -7,8 +7,8 @@
 #include <functional>
 #include <vector>
 
-#include "server/clock.h"
-#include "server/sync.h"
+#include "common/clock.h"
+#include "common/sync.h"
 
 namespace treezor::broker::testing {
 

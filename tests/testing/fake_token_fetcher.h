@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/clock.h"
-#include "server/sync.h"
+#include "common/clock.h"
+#include "common/sync.h"
 #include "server/token_fetcher.h"
 
 namespace treezor::broker::testing {
@@ -108,15 +108,8 @@ class FakeTokenFetcher final : public TokenFetcher {
  private:
   template <typename Pred>
   bool WaitUntil(Pred pred, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_) {
-    const absl::Time deadline = absl::Now() + timeout;
     MutexLock lock(&mu_);
-    while (!pred()) {
-      if (!cv_.WaitFor(&mu_, deadline - absl::Now()) &&
-          absl::Now() >= deadline) {
-        return pred();
-      }
-    }
-    return true;
+    return cv_.WaitUntil(&mu_, absl::Now() + timeout, pred);
   }
 
   Token IssueLocked(const FetchRequest& request)

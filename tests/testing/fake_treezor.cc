@@ -21,8 +21,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/pem.h"
+#include "common/token_digest.h"
 #include "server/logging.h"
-#include "server/token.h"
 
 namespace treezor::broker::testing {
 
@@ -306,8 +307,7 @@ std::string Lookup(const Params& params, const std::string& key) {
 
 std::string PeerCommonName(const SSL* ssl) {
   if (ssl == nullptr) return "";
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      SSL_get1_peer_certificate(ssl), &X509_free);
+  X509Ptr cert(SSL_get1_peer_certificate(ssl));
   if (cert == nullptr) return "";
   X509_NAME* name = X509_get_subject_name(cert.get());
   const int index = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
@@ -634,9 +634,10 @@ void FakeTreezor::Hang(absl::Duration at_most) {
   const int64_t generation = hang_release_generation_;
   ++hanging_;
   cv_.SignalAll();
-  WaitLocked(at_most, [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return hang_release_generation_ != generation || stopping_;
-  });
+  cv_.WaitUntil(&mu_, absl::Now() + at_most,
+                [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                  return hang_release_generation_ != generation || stopping_;
+                });
   --hanging_;
   cv_.SignalAll();
 }
@@ -833,15 +834,6 @@ ReceivedRequest FakeTreezor::Finish(size_t index, const Reply& reply) {
 
 // --- Test controls and observation
 
-template <typename Predicate>
-bool FakeTreezor::WaitLocked(absl::Duration timeout, Predicate done) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (!cv_.WaitFor(&mu_, deadline - absl::Now())) return done();
-  }
-  return true;
-}
-
 void FakeTreezor::PushFault(Fault fault) {
   MutexLock lock(&mu_);
   faults_.push_back(fault);
@@ -860,9 +852,10 @@ void FakeTreezor::ReleaseHangs() {
 
 bool FakeTreezor::WaitForHanging(int n, absl::Duration timeout) const {
   MutexLock lock(&mu_);
-  return WaitLocked(timeout, [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return hanging_ >= n;
-  });
+  return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                       [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                         return hanging_ >= n;
+                       });
 }
 
 void FakeTreezor::HoldRequests() {
@@ -878,9 +871,10 @@ void FakeTreezor::ReleaseRequests() {
 
 bool FakeTreezor::WaitForHeld(int n, absl::Duration timeout) const {
   MutexLock lock(&mu_);
-  return WaitLocked(timeout, [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return held_ >= n;
-  });
+  return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                       [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                         return held_ >= n;
+                       });
 }
 
 void FakeTreezor::SetClientSecret(std::string secret) {
@@ -925,18 +919,20 @@ std::vector<ReceivedRequest> FakeTreezor::requests() const {
 
 bool FakeTreezor::WaitForRequests(int n, absl::Duration timeout) const {
   MutexLock lock(&mu_);
-  return WaitLocked(timeout, [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return static_cast<int>(requests_.size()) >= n;
-  });
+  return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                       [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                         return static_cast<int>(requests_.size()) >= n;
+                       });
 }
 
 bool FakeTreezor::WaitForRequestsWhere(
     int n, std::function<bool(const ReceivedRequest&)> match,
     absl::Duration timeout) const {
   MutexLock lock(&mu_);
-  return WaitLocked(timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return std::count_if(requests_.begin(), requests_.end(), match) >= n;
-  });
+  return cv_.WaitUntil(
+      &mu_, absl::Now() + timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return std::count_if(requests_.begin(), requests_.end(), match) >= n;
+      });
 }
 
 std::function<bool(const ReceivedRequest&)> FakeTreezor::WithScope(

@@ -57,8 +57,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/clock.h"
-#include "server/sync.h"
+#include "common/clock.h"
+#include "common/sync.h"
 
 namespace httplib {
 class SSLServer;
@@ -257,11 +257,6 @@ class FakeTreezor {
   std::string NewOpaqueIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ReceivedRequest Finish(size_t index, const Reply& reply)
       ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Waits until `done` holds or `timeout` passes; returns `done()`.
-  template <typename Predicate>
-  bool WaitLocked(absl::Duration timeout, Predicate done) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   const std::string instance_id_;  // random, so ids differ across restarts

@@ -1,4 +1,5 @@
-// Mutex and condition variable for the broker's shared state.
+// Mutex and condition variable for shared state, in the broker and in the
+// client library alike.
 //
 // Why not absl::Mutex: Debian's prebuilt Abseil is not built with
 // ThreadSanitizer, so its locking is invisible to TSan and every guarded
@@ -9,17 +10,28 @@
 //   Mutex mu_;
 //   int n_ ABSL_GUARDED_BY(mu_);
 //   void Inc() ABSL_LOCKS_EXCLUDED(mu_) { MutexLock lock(&mu_); ++n_; }
-#ifndef TREEZOR_BROKER_SERVER_SYNC_H_
-#define TREEZOR_BROKER_SERVER_SYNC_H_
+//
+//   // Waiting for a condition, with a deadline:
+//   MutexLock lock(&mu_);
+//   if (!cv_.WaitUntil(&mu_, absl::Now() + timeout,
+//                      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+//                        return n_ >= 3;
+//                      })) {
+//     return absl::DeadlineExceededError("...");
+//   }
+#ifndef TREEZOR_COMMON_SYNC_H_
+#define TREEZOR_COMMON_SYNC_H_
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-namespace treezor::broker {
+namespace treezor {
 
 class ABSL_LOCKABLE Mutex {
  public:
@@ -49,8 +61,9 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   Mutex* const mu_;
 };
 
-// Waits on a Mutex the caller holds. Deadlines are real (steady) time: a fake
-// clock never drives these waits, it only decides what is due when woken.
+// Waits on a Mutex the caller holds. Deadlines are real time (absl::Now): a
+// fake clock never drives these waits, it only decides what is due when
+// woken.
 class CondVar {
  public:
   void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -58,7 +71,8 @@ class CondVar {
     cv_.wait(lock);
     lock.release();
   }
-  // Returns false on timeout.
+  // One wait of at most `timeout` (wakeups may be spurious). Returns false on
+  // timeout.
   bool WaitFor(Mutex* mu, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (timeout <= absl::ZeroDuration()) return false;
@@ -69,6 +83,23 @@ class CondVar {
     lock.release();
     return status == std::cv_status::no_timeout;
   }
+  // Waits until `done()` holds or `deadline` passes, and returns done(). The
+  // one way to wait for a condition with a deadline: `done` is checked under
+  // `mu` before every wait and after every wakeup. InfiniteFuture() waits
+  // for as long as it takes.
+  //
+  // (The body is not analysed: clang cannot see that `done`, which requires
+  // the caller's mutex, runs with `mu` held. Callers are still checked.)
+  template <typename Pred>
+  bool WaitUntil(Mutex* mu, absl::Time deadline, Pred done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    while (!done()) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return done();
+      WaitFor(mu, left);
+    }
+    return true;
+  }
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }
 
@@ -76,6 +107,6 @@ class CondVar {
   std::condition_variable cv_;
 };
 
-}  // namespace treezor::broker
+}  // namespace treezor
 
-#endif  // TREEZOR_BROKER_SERVER_SYNC_H_
+#endif  // TREEZOR_COMMON_SYNC_H_

@@ -1,14 +1,18 @@
-// Time source injected into every component that reads the time, so tests
+// Time source injected into every component that reads the time — the
+// broker's components and the client library's TokenClient alike — so tests
 // advance a fake clock instead of sleeping (tests/testing/fake_clock.h).
 //
+//   TokenCache cache(&fetcher, renewal, workers, {.clock = &clock});
+//   absl::Time now = clock->Now();
+//
 // Thread-safety: implementations must be safe to call from any thread.
-#ifndef TREEZOR_BROKER_SERVER_CLOCK_H_
-#define TREEZOR_BROKER_SERVER_CLOCK_H_
+#ifndef TREEZOR_COMMON_CLOCK_H_
+#define TREEZOR_COMMON_CLOCK_H_
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-namespace treezor::broker {
+namespace treezor {
 
 class Clock {
  public:
@@ -16,6 +20,7 @@ class Clock {
   virtual absl::Time Now() const = 0;
 };
 
+// absl::Now().
 class SystemClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
@@ -26,6 +31,6 @@ class SystemClock final : public Clock {
   }
 };
 
-}  // namespace treezor::broker
+}  // namespace treezor
 
-#endif  // TREEZOR_BROKER_SERVER_CLOCK_H_
+#endif  // TREEZOR_COMMON_CLOCK_H_

@@ -1,10 +1,10 @@
-#include "server/token.h"
+#include "common/token_digest.h"
 
 #include <openssl/sha.h>
 
 #include "absl/strings/escaping.h"
 
-namespace treezor::broker {
+namespace treezor {
 
 std::string TokenSha256Hex(absl::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -18,4 +18,4 @@ std::string TokenFingerprint(absl::string_view token) {
   return TokenSha256Hex(token).substr(0, 12);
 }
 
-}  // namespace treezor::broker
+}  // namespace treezor

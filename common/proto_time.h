@@ -1,7 +1,8 @@
 // Conversions between Abseil time types and google.protobuf.{Duration,
-// Timestamp}, the one place the broker does them (config, API, admin).
-#ifndef TREEZOR_BROKER_SERVER_PROTO_TIME_H_
-#define TREEZOR_BROKER_SERVER_PROTO_TIME_H_
+// Timestamp}: the one place they are written, for the broker (config, API,
+// admin) and the client library and CLI.
+#ifndef TREEZOR_COMMON_PROTO_TIME_H_
+#define TREEZOR_COMMON_PROTO_TIME_H_
 
 #include <cstdint>
 
@@ -9,7 +10,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 
-namespace treezor::broker {
+namespace treezor {
 
 inline absl::Duration FromProtoDuration(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
@@ -21,6 +22,10 @@ inline void ToProtoDuration(absl::Duration d, google::protobuf::Duration* out) {
   out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
 }
 
+inline absl::Time FromProtoTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
 // Leaves `out` unset for an infinite time ("never" / "not yet").
 inline void ToProtoTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return;
@@ -29,6 +34,6 @@ inline void ToProtoTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
 }
 
-}  // namespace treezor::broker
+}  // namespace treezor
 
-#endif  // TREEZOR_BROKER_SERVER_PROTO_TIME_H_
+#endif  // TREEZOR_COMMON_PROTO_TIME_H_

@@ -1,0 +1,148 @@
+#include "server/secret_reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "openssl/crypto.h"
+#include "server/quote.h"
+
+namespace treezor::broker {
+namespace {
+
+constexpr absl::string_view kEmpty =
+    " is empty (trailing whitespace does not count)";
+
+absl::Status FieldError(absl::string_view field, absl::string_view problem) {
+  return absl::FailedPreconditionError(absl::StrCat(field, ": ", problem));
+}
+
+bool IsTrailingWhitespace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+}  // namespace
+
+Secret::Secret(absl::string_view value) : value_(value) {}
+
+Secret::Secret(Secret&& other) noexcept {
+  value_.reserve(other.value_.size());
+  value_.append(other.value_);
+  other.Cleanse();
+}
+
+Secret& Secret::operator=(Secret&& other) noexcept {
+  if (this != &other) {
+    Cleanse();
+    value_.reserve(other.value_.size());
+    value_.append(other.value_);
+    other.Cleanse();
+  }
+  return *this;
+}
+
+Secret::~Secret() { Cleanse(); }
+
+void Secret::Cleanse() {
+  // The whole buffer: bytes past size() may hold what trimming removed.
+  value_.resize(value_.capacity());
+  OPENSSL_cleanse(value_.data(), value_.size());
+  value_.clear();
+}
+
+void Secret::Append(absl::string_view bytes) {
+  const size_t needed = value_.size() + bytes.size();
+  if (needed > value_.capacity()) {
+    std::string bigger;
+    bigger.reserve(std::max(2 * value_.capacity(), needed));
+    bigger.append(value_);
+    Cleanse();
+    value_.swap(bigger);  // `bigger` now holds the wiped buffer
+  }
+  value_.append(bytes.data(), bytes.size());
+}
+
+void Secret::TrimTrailingWhitespace() {
+  size_t n = value_.size();
+  while (n > 0 && IsTrailingWhitespace(value_[n - 1])) --n;
+  value_.resize(n);
+}
+
+absl::StatusOr<Secret> ReadWholeFile(const std::string& file) {
+  const auto cannot_read = [&file](int err) {
+    return absl::ErrnoToStatus(err, absl::StrCat("cannot read ", Quote(file)));
+  };
+  // O_NONBLOCK: a FIFO must not block us before fstat rejects it.
+  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return cannot_read(errno);
+  absl::Cleanup close_fd = [fd] { close(fd); };
+  struct stat st;
+  if (fstat(fd, &st) != 0) return cannot_read(errno);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Quote(file), " is not a regular file"));
+  }
+  Secret content;
+  char buffer[4096];
+  absl::Cleanup wipe_buffer = [&buffer] {
+    OPENSSL_cleanse(buffer, sizeof buffer);
+  };
+  for (;;) {
+    const ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return cannot_read(errno);
+    }
+    content.Append(absl::string_view(buffer, static_cast<size_t>(n)));
+  }
+  return content;
+}
+
+absl::StatusOr<Secret> ReadSecretFile(absl::string_view field,
+                                      const std::string& file) {
+  if (file.empty()) return FieldError(field, "required");
+  absl::StatusOr<Secret> secret = ReadWholeFile(file);
+  if (!secret.ok()) return FieldError(field, secret.status().message());
+  secret->TrimTrailingWhitespace();
+  if (secret->empty()) {
+    return FieldError(field, absl::StrCat(Quote(file), kEmpty));
+  }
+  return secret;
+}
+
+absl::StatusOr<Secret> ReadSecretEnv(absl::string_view field,
+                                     const std::string& variable) {
+  if (variable.empty()) return FieldError(field, "required");
+  const char* value = std::getenv(variable.c_str());
+  if (value == nullptr) {
+    return FieldError(
+        field, absl::StrCat("environment variable ", variable, " is not set"));
+  }
+  Secret secret{absl::string_view(value)};
+  secret.TrimTrailingWhitespace();
+  if (secret.empty()) {
+    return FieldError(field,
+                      absl::StrCat("environment variable ", variable, kEmpty));
+  }
+  return secret;
+}
+
+absl::StatusOr<Secret> ReadClientSecret(const v1::Tenant& tenant) {
+  if (!tenant.client_secret_file().empty()) {
+    return ReadSecretFile("clientSecretFile", tenant.client_secret_file());
+  }
+  if (!tenant.client_secret_env().empty()) {
+    return ReadSecretEnv("clientSecretEnv", tenant.client_secret_env());
+  }
+  return FieldError("clientSecretFile", "required (or clientSecretEnv)");
+}
+
+}  // namespace treezor::broker

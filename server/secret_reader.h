@@ -1,0 +1,84 @@
+// The one reader of the secrets a tenant's configuration names — the client
+// secret (clientSecretFile or clientSecretEnv), usernameFile, passwordFile —
+// used by config validation (--check-config, start-up, reload) and by every
+// token request, so both apply the same rule and say the same thing.
+//
+// The rule, for every source: trailing ASCII whitespace (spaces, tabs, CR,
+// LF) is removed; what remains must not be empty. Nothing else is touched.
+//
+// Errors are FAILED_PRECONDITION. The message starts with the config field's
+// JSON name and names the file or variable, never its content:
+//   clientSecretFile: cannot read "/run/s/acme": No such file or directory
+//   passwordFile: "/run/s/pw" is empty (trailing whitespace does not count)
+//   clientSecretEnv: environment variable ACME_SECRET is not set
+// Config validation puts the tenant's path before it ("tenants[0]."), the
+// Treezor client the tenant ("tenant acme: ").
+//
+//   absl::StatusOr<Secret> secret = ReadClientSecret(tenant);
+//   if (!secret.ok()) return secret.status();
+//   Send(secret->view());
+//
+// Thread-safety: all functions are thread-safe (the broker never changes its
+// own environment).
+#ifndef TREEZOR_BROKER_SERVER_SECRET_READER_H_
+#define TREEZOR_BROKER_SERVER_SECRET_READER_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "treezor/broker/v1/config.pb.h"
+
+namespace treezor::broker {
+
+// Bytes that must not outlive their use: move-only, and the buffer is wiped
+// (OPENSSL_cleanse) when the Secret is destroyed or assigned to. Moving
+// copies into the destination and wipes the source, so no stray copy is left
+// in a freed buffer.
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(absl::string_view value);
+  Secret(Secret&& other) noexcept;
+  Secret& operator=(Secret&& other) noexcept;
+  Secret(const Secret&) = delete;
+  Secret& operator=(const Secret&) = delete;
+  ~Secret();
+
+  absl::string_view view() const { return value_; }
+  bool empty() const { return value_.empty(); }
+
+  // Appends `bytes`; when the buffer must grow, the old one is wiped first.
+  void Append(absl::string_view bytes);
+  // Removes trailing spaces, tabs, CRs and LFs.
+  void TrimTrailingWhitespace();
+
+ private:
+  void Cleanse();
+  std::string value_;
+};
+
+// The whole content of the regular file `file`, read through a wiped buffer
+// (it may hold a key or a secret). Errors name the file:
+// `cannot read "<file>": <reason>` (the code from errno) or `"<file>" is not
+// a regular file` (INVALID_ARGUMENT).
+absl::StatusOr<Secret> ReadWholeFile(const std::string& file);
+
+// A secret file; `field` is its config field's JSON name ("usernameFile").
+// An empty `file` is "<field>: required".
+absl::StatusOr<Secret> ReadSecretFile(absl::string_view field,
+                                      const std::string& file);
+
+// A secret in the environment variable `variable`; `field` as above.
+absl::StatusOr<Secret> ReadSecretEnv(absl::string_view field,
+                                     const std::string& variable);
+
+// The tenant's client secret: from clientSecretFile when set, else from
+// clientSecretEnv, else "clientSecretFile: required (or clientSecretEnv)".
+// Read at each call, so a rotated secret is used at once.
+absl::StatusOr<Secret> ReadClientSecret(const v1::Tenant& tenant);
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_SECRET_READER_H_
