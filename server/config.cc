@@ -896,6 +896,56 @@ BrokerSettings ResolveSettings(const v1::BrokerConfig& config) {
     s.upstream.request_timeout = FromProtoDuration(u.request_timeout());
   }
 
+  if (r.has_min_token_lifetime()) {
+    renewal.min_token_lifetime = FromProtoDuration(r.min_token_lifetime());
+  }
+  if (r.has_rejected_token_min_interval()) {
+    renewal.rejected_token_min_interval =
+        FromProtoDuration(r.rejected_token_min_interval());
+  }
+
+  const v1::Limits& l = config.limits();
+  LimitsSettings& limits = s.limits;
+  if (l.has_handshake_timeout()) {
+    limits.handshake_timeout = FromProtoDuration(l.handshake_timeout());
+  }
+  if (l.has_memory_bytes()) limits.memory_bytes = l.memory_bytes();
+  if (l.has_max_concurrent_streams()) {
+    limits.max_concurrent_streams = l.max_concurrent_streams();
+  }
+  if (l.has_max_connection_age()) {
+    limits.max_connection_age = FromProtoDuration(l.max_connection_age());
+  }
+  if (l.has_max_connection_age_grace()) {
+    limits.max_connection_age_grace =
+        FromProtoDuration(l.max_connection_age_grace());
+  }
+  if (l.has_max_connection_idle()) {
+    limits.max_connection_idle = FromProtoDuration(l.max_connection_idle());
+  }
+  if (l.has_min_ping_interval()) {
+    limits.min_ping_interval = FromProtoDuration(l.min_ping_interval());
+  }
+  if (l.has_max_watch_streams_per_caller()) {
+    limits.max_watch_streams_per_caller = l.max_watch_streams_per_caller();
+  }
+  if (l.has_max_scope_sets_per_tenant()) {
+    limits.max_scope_sets_per_tenant = l.max_scope_sets_per_tenant();
+  }
+  if (l.has_max_scope_sets_per_caller()) {
+    limits.max_scope_sets_per_caller = l.max_scope_sets_per_caller();
+  }
+  if (l.has_health_memory_bytes()) {
+    limits.health_memory_bytes = l.health_memory_bytes();
+  }
+  if (l.has_health_max_concurrent_streams()) {
+    limits.health_max_concurrent_streams = l.health_max_concurrent_streams();
+  }
+  if (l.has_health_max_connection_idle()) {
+    limits.health_max_connection_idle =
+        FromProtoDuration(l.health_max_connection_idle());
+  }
+
   if (config.server_tls().has_refresh_interval()) {
     s.server_tls.refresh_interval =
         FromProtoDuration(config.server_tls().refresh_interval());

@@ -14,6 +14,8 @@
 #ifndef TREEZOR_BROKER_SERVER_SETTINGS_H_
 #define TREEZOR_BROKER_SERVER_SETTINGS_H_
 
+#include <cstdint>
+
 #include "absl/time/time.h"
 
 namespace treezor::broker {
@@ -30,6 +32,11 @@ struct RenewalSettings {
   absl::Duration max_backoff = absl::Seconds(60);
   absl::Duration refused_backoff = absl::Seconds(60);
   absl::Duration refresh_token_max_age = absl::Hours(24 * 30);
+  // A token living less than this (from when it was received) is a bad
+  // answer: refused and retried with the normal backoff.
+  absl::Duration min_token_lifetime = absl::Seconds(5);
+  // Rejected-token reports trigger at most one request per entry per this.
+  absl::Duration rejected_token_min_interval = absl::Seconds(10);
 };
 
 // The `upstream` section: requests to Treezor.
@@ -51,10 +58,33 @@ struct ServerTlsSettings {
   absl::Duration refresh_interval = absl::Seconds(60);
 };
 
+// The `limits` section: what any peer can make the broker hold.
+struct LimitsSettings {
+  // --- The mTLS port.
+  absl::Duration handshake_timeout = absl::Seconds(5);
+  int64_t memory_bytes = int64_t{100} << 20;  // gRPC ResourceQuota
+  int max_concurrent_streams = 100;            // per connection
+  absl::Duration max_connection_age = absl::Minutes(30);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  // Keepalive enforcement: pings without calls more often than this are
+  // answered with GOAWAY.
+  absl::Duration min_ping_interval = absl::Seconds(60);
+  // --- Per caller identity and per tenant.
+  int max_watch_streams_per_caller = 32;
+  int max_scope_sets_per_tenant = 64;
+  int max_scope_sets_per_caller = 16;
+  // --- The plaintext health port (Check only).
+  int64_t health_memory_bytes = int64_t{4} << 20;
+  int health_max_concurrent_streams = 4;
+  absl::Duration health_max_connection_idle = absl::Seconds(30);
+};
+
 struct BrokerSettings {
   RenewalSettings renewal;
   UpstreamSettings upstream;
   ServerTlsSettings server_tls;
+  LimitsSettings limits;
   // `shutdownGracePeriod`: how long admitted calls get to finish on SIGTERM.
   absl::Duration shutdown_grace_period = absl::Seconds(10);
   // Not configurable: how often the config file and the credential files it
