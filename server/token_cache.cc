@@ -88,8 +88,9 @@ std::shared_ptr<TokenCache::Entry> TokenCache::FindOrCreate(
   return it->second;
 }
 
-void TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
-                          Callback done) {
+uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
+                              Callback done) {
+  uint64_t waiter_id = 0;
   std::shared_ptr<Entry> entry;
   absl::StatusOr<TokenPtr> answer = absl::UnknownError("unset");
   bool answered = false;
@@ -130,7 +131,8 @@ void TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
       answered = true;
     } else {
       joined = entry->fetch_state != FetchState::kIdle;
-      entry->waiters.push_back({options.min_ttl, std::move(done)});
+      waiter_id = entry->next_waiter++;
+      entry->waiters.push_back({waiter_id, options.min_ttl, std::move(done)});
       StartFetchLocked(entry, /*urgent=*/true);
     }
     break;
@@ -143,6 +145,23 @@ void TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
     }
   }
   if (answered) done(std::move(answer));
+  return waiter_id;
+}
+
+void TokenCache::CancelWaiter(const CacheKey& key, uint64_t waiter) {
+  if (waiter == 0) return;
+  std::shared_ptr<Entry> entry = Find(key);
+  if (entry == nullptr) return;
+  Callback done;
+  {
+    MutexLock lock(&entry->mu);
+    auto it = std::find_if(entry->waiters.begin(), entry->waiters.end(),
+                           [waiter](const Waiter& w) { return w.id == waiter; });
+    if (it == entry->waiters.end()) return;
+    done = std::move(it->done);
+    entry->waiters.erase(it);
+  }
+  done(absl::CancelledError("the caller went away"));
 }
 
 absl::StatusOr<TokenCache::TokenPtr> TokenCache::Get(const CacheKey& key,

@@ -117,6 +117,9 @@ class TokenCache {
     // Lowercase hex SHA-256 of a token Treezor refused; if it is still the
     // cached token, it is dropped and a new one fetched.
     std::string rejected_token_sha256;
+    // The caller identity the request is made for (the one that matched the
+    // policy), for per-caller accounting; empty for the broker's own work.
+    std::string caller;
   };
 
   // One finished request to Treezor, as observers see it.
@@ -152,7 +155,15 @@ class TokenCache {
   // Answers `done` exactly once: inline for a hit, later otherwise. Errors:
   // UNAVAILABLE / FAILED_PRECONDITION / NOT_FOUND from the fetcher (prefixed
   // as such), OUT_OF_RANGE when even a fresh token cannot satisfy min_ttl.
-  void GetAsync(const CacheKey& key, const GetOptions& options, Callback done)
+  // Returns the waiter's id when `done` will be called later (for
+  // CancelWaiter), 0 when it has already been called.
+  uint64_t GetAsync(const CacheKey& key, const GetOptions& options,
+                    Callback done) ABSL_LOCKS_EXCLUDED(entries_mu_);
+
+  // The caller of waiter `waiter` of `key` went away (cancelled, deadline
+  // exceeded): if it still waits, it is removed and its callback runs now,
+  // with CANCELLED. No-op if it was already answered.
+  void CancelWaiter(const CacheKey& key, uint64_t waiter)
       ABSL_LOCKS_EXCLUDED(entries_mu_);
 
   // Blocking form of GetAsync. DEADLINE_EXCEEDED at `deadline` (real time).
@@ -210,6 +221,7 @@ class TokenCache {
 
  private:
   struct Waiter {
+    uint64_t id;
     absl::Duration min_ttl;
     Callback done;
   };
@@ -241,6 +253,7 @@ class TokenCache {
     std::vector<Callback> refresh_waiters ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<uint64_t, Callback> subscribers ABSL_GUARDED_BY(mu);
     uint64_t next_subscriber ABSL_GUARDED_BY(mu) = 1;
+    uint64_t next_waiter ABSL_GUARDED_BY(mu) = 1;
     int64_t fetch_count ABSL_GUARDED_BY(mu) = 0;
     int64_t served_while_failing ABSL_GUARDED_BY(mu) = 0;
   };

@@ -190,6 +190,28 @@ TEST_F(TokenCacheTest, OtherEntriesAreNotBlockedBehindASlowFetch) {
   EXPECT_OK(other.received()[0]);
 }
 
+TEST_F(TokenCacheTest, CancelledWaiterIsAnsweredAtOnceAndOthersStillGetTheToken) {
+  MakeCache();
+  fetcher_.Hold();
+  TokenRecorder leaving, staying;
+  const uint64_t id = cache_->GetAsync(key_, {}, leaving.Callback());
+  ASSERT_NE(id, 0u);
+  cache_->GetAsync(key_, {}, staying.Callback());
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  cache_->CancelWaiter(key_, id);
+  ASSERT_TRUE(leaving.WaitForCount(1));
+  EXPECT_THAT(leaving.received()[0], StatusIs(absl::StatusCode::kCancelled));
+  cache_->CancelWaiter(key_, id);  // already answered: nothing happens
+  fetcher_.Release();
+  ASSERT_TRUE(staying.WaitForCount(1));
+  EXPECT_OK(staying.received()[0]);
+  EXPECT_THAT(leaving.received(), SizeIs(1));
+  // A hit is answered inline: there is nothing to cancel.
+  TokenRecorder hit;
+  EXPECT_EQ(cache_->GetAsync(key_, {}, hit.Callback()), 0u);
+  EXPECT_THAT(hit.received(), SizeIs(1));
+}
+
 TEST_F(TokenCacheTest, CachedEntryAnswersWhileAnotherEntryFetches) {
   MakeCache();
   ASSERT_OK(Get(key_));
