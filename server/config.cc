@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/proto_time.h"
@@ -287,17 +288,22 @@ void CheckMessage(const Value& v, const Descriptor& descriptor,
   }
 }
 
-// protobuf's syntax errors are "<what>\n<~40 chars around>\n<caret>": fold
-// them into one line, quoting the text from the caret on.
+// protobuf's syntax errors are "<what>\n<~40 chars around>\n<caret>", and
+// the text around may itself hold newlines: fold them into one line, quoting
+// the text from the caret on. Anything else still becomes one line.
 std::string DescribeSyntaxError(absl::string_view message) {
-  std::vector<absl::string_view> lines = absl::StrSplit(message, '\n');
-  if (lines.size() != 3) return std::string(message);
-  const size_t caret = lines[2].find('^');
+  const size_t first = message.find('\n');
+  const size_t last = message.rfind('\n');
+  if (first == absl::string_view::npos || first == last) {
+    return absl::StrReplaceAll(message, {{"\n", " "}});
+  }
+  const absl::string_view around = message.substr(first + 1, last - first - 1);
+  const size_t caret = message.substr(last + 1).find('^');
   absl::string_view rest =
-      caret < lines[1].size() ? lines[1].substr(caret) : absl::string_view();
-  return absl::StrCat(lines[0], rest.empty()
-                                    ? " (at the end of the input)"
-                                    : absl::StrCat(" (at ", Quote(rest), ")"));
+      caret < around.size() ? around.substr(caret) : absl::string_view();
+  return absl::StrCat(message.substr(0, first),
+                      rest.empty() ? " (at the end of the input)"
+                                   : absl::StrCat(" (at ", Quote(rest), ")"));
 }
 
 // ---------------------------------------------------------------------------
