@@ -33,11 +33,10 @@ TZB_BROKER_BIN=$root/build/server/treezor-token-broker "$root/deploy/ci/check-ch
 if ((quick)); then exit 0; fi
 
 section "AddressSanitizer + UndefinedBehaviorSanitizer"
-# --- clang, so that this one build also carries the fuzz targets (issue 10,
-# --- item 12): -fsanitize=fuzzer-no-link gives every library coverage
-# --- instrumentation, TZB_FUZZ=ON adds the libFuzzer executables
-# --- (tests/fuzz/CMakeLists.txt). A build-asan configured with another
-# --- compiler is started afresh.
+# clang, so that this one build also carries the fuzz targets:
+# -fsanitize=fuzzer-no-link gives every library coverage instrumentation,
+# TZB_FUZZ=ON adds the libFuzzer executables (tests/fuzz/CMakeLists.txt).
+# A build-asan configured without TZB_FUZZ (an older gcc one) is started afresh.
 if [[ -f build-asan/CMakeCache.txt ]] &&
    ! grep -q '^TZB_FUZZ:BOOL=ON' build-asan/CMakeCache.txt; then
   rm -rf build-asan
@@ -46,19 +45,17 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_COMPILER=clang++ -DTZB_FUZZ=ON \
   -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fsanitize=fuzzer-no-link -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
-# --- end of the clang/fuzz change
 cmake --build build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 LSAN_OPTIONS=suppressions=$root/tests/sanitizers/lsan.supp \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan "${ctest_args[@]}"
 
-# --- Fuzzing (issue 10, item 12): each libFuzzer target of build-asan for
-# --- 20 s (about 1.5 min in all); stops at the first finding and says how to
-# --- keep the input as a regression input. See tests/fuzz/README.md.
+# Each libFuzzer target of build-asan for 20 s (about 1.5 min in all); stops
+# at the first finding and says how to keep the input as a regression input.
+# See tests/fuzz/README.md.
 section "Fuzzing (libFuzzer, bounded)"
 "$root/tests/fuzz/run.sh" build-asan 20
-# --- end of fuzzing block
 
 section "ThreadSanitizer (concurrency tests)"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
