@@ -59,6 +59,7 @@ def main():
     lg = load(d, "load.json")
     st = load(d, "stampede.json")
     sc = load(d, "scale.json")
+    ho = load(d, "hostile.json")
     cb = load(d, "client_benchmark.json")
     t = Targets()
 
@@ -130,6 +131,29 @@ def main():
                       sc["peak_rss_mb"] <= RSS_LIMIT_MB,
                       f'{sc["peak_rss_mb"]:.1f} MB', "<= 150 MB",
                       "smoke: 10 000 tenants only in the full run" if smoke else "")
+
+    # --- Hostile load (issue 11): a legitimate caller while peers flood.
+    if ho is None:
+        t.functional("hostile load benchmark ran", False, "no hostile.json",
+                     "results")
+    else:
+        limit = ho["memory_limit_mib"]
+        for f in ho["floods"]:
+            b, a = f["baseline"], f["attack"]
+            t.functional(f'hostile {f["flood"]}: no failed legitimate call',
+                         b["errors"] == 0 and a["errors"] == 0
+                         and f["fresh_caller_ok"],
+                         f'{a["errors"]} failed of {a["calls"] + a["errors"]} '
+                         f'under attack, a new caller '
+                         f'{"got" if f["fresh_caller_ok"] else "did NOT get"} a token',
+                         "0 failed")
+            t.performance(f'hostile {f["flood"]}: p99 under attack <= 2x without',
+                          f["p99_ratio"] <= 2.0,
+                          f'{a["p99_us"]:.0f} vs {b["p99_us"]:.0f} µs '
+                          f'({f["p99_ratio"]:.2f}x)', "<= 2x")
+        t.functional(f"hostile load: broker peak RSS below {limit} MiB",
+                     ho["peak_rss_kb"] < limit * 1024,
+                     f'{ho["peak_rss_kb"] / 1024:.1f} MiB', f"< {limit} MiB")
 
     # --- Console.
     width = max(len(r[0]) for r in t.rows)
@@ -259,6 +283,32 @@ def main():
         md.append("|---|---|")
         md.extend(f"| {k} | {v} |" for k, v in rows)
         md.append("\n![upstream requests per second](renewals.png)\n")
+
+    if ho is not None:
+        md.append("## Hostile load\n")
+        md.append(f'The broker binary with its default limits; a legitimate caller '
+                  f'(one connection, one call in flight) for {ho["phase_seconds"]:g} s '
+                  "without and then with each flood, side by side; RSS sampled "
+                  f'every 20 ms against the chart\'s {ho["memory_limit_mib"]} MiB '
+                  f'limit; peak over the whole run {ho["peak_rss_kb"] / 1024:.1f} MiB. '
+                  f'Floods: {ho["connections"]} connections, {ho["watch_streams"]} '
+                  f'WatchToken streams over {ho["watch_channels"]} connections, '
+                  f'{ho["health_streams"]} Health.Watch streams, {ho["scope_sets"]} '
+                  "scope sets.\n")
+        md.append("| flood | calls / failed | p50 µs | p99 µs | under attack: calls / failed "
+                  "| p50 µs | p99 µs | p99 ratio | RSS MiB without / with | "
+                  "Treezor requests | how the broker answered the flood |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for f in ho["floods"]:
+            b, a = f["baseline"], f["attack"]
+            how = ", ".join(f"{k} {v}" for k, v in f["outcomes"].items())
+            md.append(f'| {f["flood"]} | {b["calls"]} / {b["errors"]} | '
+                      f'{b["p50_us"]:.0f} | {b["p99_us"]:.0f} | '
+                      f'{a["calls"]} / {a["errors"]} | {a["p50_us"]:.0f} | '
+                      f'{a["p99_us"]:.0f} | {f["p99_ratio"]:.2f} | '
+                      f'{f["baseline_rss_kb"] / 1024:.1f} / {f["attack_rss_kb"] / 1024:.1f} | '
+                      f'{f["treezor_requests"]} | {how} |')
+        md.append("\n![hostile load](hostile.png)\n")
 
     md.append("## Client library: cache hit vs RPC\n")
     if cb is None:

@@ -14,13 +14,15 @@
 # Steps: (1) load_generator against the real broker binary (one tenant, a
 # cached token) with the Treezor simulator as upstream: cached GetToken vs
 # Health/Check; (2) stampede_benchmark; (3) scale_benchmark (the broker
-# binary with 10 000 tenants; 200 in smoke); (4) client_benchmark, when the
-# client library's target is built; then plots (gnuplot, installed from
+# binary with 10 000 tenants; 200 in smoke); (4) hostile_load_benchmark (a
+# legitimate caller while hostile peers flood the broker binary; small floods
+# in smoke); (5) client_benchmark, when the client library's target is built; then plots (gnuplot, installed from
 # Debian if missing) and tests/bench/report.py (targets, RESULTS.md).
 #
 # Exit status: 1 if a functional target FAILs (stampede not exactly one
 # upstream request, duplicate or failed renewals, in-flight bound exceeded,
-# failed calls, a benchmark that did not finish). Performance targets
+# failed calls, a benchmark that did not finish, a failed legitimate call
+# under a flood). Performance targets
 # (throughput ratio, p99, RSS) are reported PASS/MISS and never fail the run:
 # on a shared 2-core machine they are too noisy to gate CI on.
 set -euo pipefail
@@ -51,12 +53,16 @@ if [[ $mode == smoke ]]; then
              --warmup=200ms)
   stampede_args=(--callers=1000 --rounds=1)
   scale_args=(--tenants=200 --token_lifetime=8s --lifetimes=1.5)
+  hostile_args=(--phase=1s --connections=200 --watch_streams=300
+                --watch_channels=6 --health_streams=300 --scope_sets=100
+                --enforce=false)
   client_bench_args=(--benchmark_min_time=0.01)
 else
   load_args=(--channels=4 --concurrency=1,2,4,8,16,32,64,128
              --round_duration=2s --rounds=3 --warmup=2s)
   stampede_args=(--callers=1000 --rounds=5)
   scale_args=(--tenants=10000 --token_lifetime=60s --lifetimes=4)
+  hostile_args=(--phase=10s --enforce=false)
   client_bench_args=(--benchmark_repetitions=3
                      --benchmark_report_aggregates_only=true)
 fi
@@ -66,7 +72,7 @@ section() { printf '\n==== %s ====\n' "$*"; }
 if ((build)); then
   section "build"
   targets=(load_generator stampede_benchmark scale_benchmark
-           treezor-token-broker treezor-simulator)
+           hostile_load_benchmark treezor-token-broker treezor-simulator)
   if cmake --build "$build_dir" --target help 2>/dev/null |
       grep -q '^client_benchmark\b\|[: ]client_benchmark$\|client_benchmark:'; then
     targets+=(client_benchmark)
@@ -77,7 +83,8 @@ bench_bin=$build_dir/tests/bench
 broker_bin=$build_dir/server/treezor-token-broker
 simulator_bin=$build_dir/tests/treezor-simulator
 for b in "$bench_bin/load_generator" "$bench_bin/stampede_benchmark" \
-         "$bench_bin/scale_benchmark" "$broker_bin" "$simulator_bin"; do
+         "$bench_bin/scale_benchmark" "$bench_bin/hostile_load_benchmark" \
+         "$broker_bin" "$simulator_bin"; do
   [[ -x $b ]] || { echo "run_all.sh: $b is not built" >&2; exit 1; }
 done
 
@@ -167,7 +174,14 @@ section "scale_benchmark"
   --json_out="$out/scale.json" --csv_out="$out/renewals.csv" \
   "${scale_args[@]}" | tee "$out/scale.txt" || true
 
-# --- 4. The client library's cache-hit benchmark ----------------------------
+# --- 4. Hostile load --------------------------------------------------------
+section "hostile_load_benchmark"
+"$bench_bin/hostile_load_benchmark" --broker_binary="$broker_bin" \
+  --json_out="$out/hostile.json" --csv_out="$out/hostile.csv" \
+  --txt_out="$out/hostile.txt" "${hostile_args[@]}" \
+  2>"$work/hostile.err" || true
+
+# --- 5. The client library's cache-hit benchmark ----------------------------
 client_bench=
 for c in "$build_dir/tests/bench/client_benchmark" "$build_dir/tests/client_benchmark"; do
   [[ -x $c ]] && client_bench=$c && break
@@ -208,6 +222,10 @@ PY
     )
     gnuplot -e "csv='$out/renewals.csv'; png='$out/renewals.png'; theory=$theory; title='$plot_title'" \
       "$here/renewals.gp" || echo "renewals plot failed" >&2
+  fi
+  if [[ -s $out/hostile.csv ]]; then
+    gnuplot -e "csv='$out/hostile.csv'; png='$out/hostile.png'; limit=256" \
+      "$here/hostile.gp" || echo "hostile plot failed" >&2
   fi
 else
   echo "gnuplot not available: no plots" >&2

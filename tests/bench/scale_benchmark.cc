@@ -27,9 +27,7 @@
 //    renewals, or a thundering herd.
 // Exit status 1 when a functional target fails: a tenant never warmed up, a
 // duplicate or failed request, or the in-flight bound exceeded.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,12 +54,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/sync.h"
+#include "tests/bench/broker_process.h"
 #include "tests/bench/process_stats.h"
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_treezor.h"
 #include "tests/testing/temp_dir.h"
-
-extern char** environ;
 
 ABSL_FLAG(std::string, broker_binary, TZB_BROKER_BINARY,
           "The treezor-token-broker executable.");
@@ -189,55 +186,6 @@ std::string ConfigJson(int tenants, const std::string& base_url,
   return json;
 }
 
-// Spawns the broker with the shared secret in its environment and its
-// stdout/stderr in `log_path`.
-absl::StatusOr<pid_t> SpawnBroker(const std::string& binary,
-                                  const std::string& config_path,
-                                  const std::string& log_path) {
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  env_strings.push_back(absl::StrCat(kSecretEnv, "=", kSecret));
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string arg0 = binary, arg1 = "--config", arg2 = config_path;
-  char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const int rc =
-      posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot spawn ", binary, ": ", strerror(rc)));
-  }
-  return pid;
-}
-
-// SIGTERM, then SIGKILL if it has not exited within `grace`.
-int StopProcess(pid_t pid, absl::Duration grace) {
-  kill(pid, SIGTERM);
-  const absl::Time until = absl::Now() + grace;
-  int status = 0;
-  while (absl::Now() < until) {
-    if (waitpid(pid, &status, WNOHANG) == pid) return status;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return status;
-}
-
-bool Exited(pid_t pid) {
-  int status = 0;
-  return waitpid(pid, &status, WNOHANG) == pid;
-}
-
 // Lines of the broker's log at `level`; the first few distinct messages
 // (with their error field) go to `examples`.
 int CountLogLevel(const std::string& log_path, absl::string_view level,
@@ -349,7 +297,8 @@ int Run() {
   std::fflush(stdout);
   recorder.Start();
   absl::StatusOr<pid_t> pid =
-      SpawnBroker(absl::GetFlag(FLAGS_broker_binary), config_path, log_path);
+      SpawnBroker(absl::GetFlag(FLAGS_broker_binary), config_path, log_path,
+                  {absl::StrCat(kSecretEnv, "=", kSecret)});
   if (!pid.ok()) {
     std::fprintf(stderr, "scale_benchmark: %s\n", pid.status().ToString().c_str());
     return 1;
