@@ -81,14 +81,28 @@ class TokenClient::Impl {
                             const std::string* rejected_sha)
       ABSL_LOCKS_EXCLUDED(mu_) {
     return Get<Token>(key, call, rejected_sha,
-                      [](const CachedToken& c) { return c.token; });
+                      [](std::shared_ptr<const CachedToken> c) {
+                        return c->token;
+                      });
+  }
+  // The same without a copy: the cached Token itself, sharing ownership of
+  // its CachedToken (one reference count, no allocation).
+  absl::StatusOr<std::shared_ptr<const Token>> GetShared(
+      const CacheKeyView& key, const CallOptions& call)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return Get<std::shared_ptr<const Token>>(
+        key, call, nullptr, [](std::shared_ptr<const CachedToken> c) {
+          const Token* token = &c->token;
+          return std::shared_ptr<const Token>(std::move(c), token);
+        });
   }
   absl::StatusOr<std::string> GetHeader(const CacheKeyView& key,
                                         const CallOptions& call)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    return Get<std::string>(
-        key, call, nullptr,
-        [](const CachedToken& c) { return c.authorization_header; });
+    return Get<std::string>(key, call, nullptr,
+                            [](std::shared_ptr<const CachedToken> c) {
+                              return c->authorization_header;
+                            });
   }
   absl::StatusOr<Token> ReportRejected(absl::string_view token,
                                        const CallOptions& call)
@@ -100,8 +114,9 @@ class TokenClient::Impl {
   struct Entry;
   using Events = std::vector<TokenClientEvent>;
 
-  // Get's body; `out` copies what the caller wants from the token (under
-  // the lock on a hit: the hot path copies once).
+  // Get's body; `out` makes what the caller wants from the cached token it
+  // is given (outside the lock: the hot path holds the lock for the lookup
+  // and one reference count only).
   template <typename T, typename Out>
   absl::StatusOr<T> Get(const CacheKeyView& key, const CallOptions& call,
                         const std::string* rejected_sha, Out out)
@@ -307,7 +322,7 @@ absl::StatusOr<T> TokenClient::Impl::Get(const CacheKeyView& key,
     }
     // The hot path: one lookup and a snapshot under the lock, the copy
     // outside it.
-    if (hit != nullptr) return out(*hit);
+    if (hit != nullptr) return out(std::move(hit));
     {
       MutexLock lock(&mu_);
       Entry* entry = FindLocked(key);
@@ -357,14 +372,14 @@ absl::StatusOr<T> TokenClient::Impl::Get(const CacheKeyView& key,
           key.tenant, "\""));
     }
     if (!flight->Serves(call.min_ttl, rejected_sha)) continue;  // look again
-    if (flight->status.ok()) return out(*flight->result);
+    if (flight->status.ok()) return out(flight->result);
     if (flight->status.code() == absl::StatusCode::kDeadlineExceeded &&
         absl::Now() < deadline) {
       continue;  // the flight had a caller's shorter deadline; ours remains
     }
     return flight->status;
   }
-  return out(*hit);
+  return out(std::move(hit));
 }
 
 std::shared_ptr<const CachedToken> TokenClient::Impl::HitLocked(
@@ -663,6 +678,13 @@ absl::StatusOr<Token> TokenClient::GetToken(
     const CallOptions& call) {
   CanonicalScopes canonical(scopes);
   return impl_->Get(CacheKeyView{tenant, canonical.view()}, call, nullptr);
+}
+
+absl::StatusOr<std::shared_ptr<const Token>> TokenClient::GetSharedToken(
+    absl::string_view tenant, const std::vector<std::string>& scopes,
+    const CallOptions& call) {
+  CanonicalScopes canonical(scopes);
+  return impl_->GetShared(CacheKeyView{tenant, canonical.view()}, call);
 }
 
 absl::StatusOr<std::string> TokenClient::AuthorizationHeader(

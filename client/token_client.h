@@ -25,7 +25,9 @@
 // idle_timeout are dropped and their streams closed.
 //
 // Concurrency. Thread-safe. Callers that miss the cache together share one
-// GetToken RPC. A cache hit takes one short lock and copies the token.
+// GetToken RPC. A cache hit takes one short lock (a lookup and a reference
+// count); GetToken then copies the token, GetSharedToken does not (the hot
+// path of a busy service: about half the cost, see tests/bench/README.md).
 //
 // Errors are the broker's: the absl::Status has the gRPC status code and the
 // broker's message (e.g. PERMISSION_DENIED: caller ... may not get tenant
@@ -133,6 +135,14 @@ class TokenClient {
   absl::StatusOr<Token> GetToken(absl::string_view tenant,
                                  const std::vector<std::string>& scopes = {},
                                  const CallOptions& call = {});
+
+  // The same token without copying it: the cache's immutable Token itself,
+  // shared. Keep the pointer as long as you need the token; the cache only
+  // ever replaces its own pointer, never the Token behind yours (so a held
+  // token may be expired or replaced: ask again per request, it is cheap).
+  absl::StatusOr<std::shared_ptr<const Token>> GetSharedToken(
+      absl::string_view tenant, const std::vector<std::string>& scopes = {},
+      const CallOptions& call = {});
 
   // "Bearer <access token>", for an HTTP Authorization header.
   absl::StatusOr<std::string> AuthorizationHeader(

@@ -1,6 +1,7 @@
 // The client library's two costs, side by side in one run, against a real
 // broker on loopback (BrokerHarness: mTLS with real certificates):
 //   BM_CacheHitGetToken      TokenClient::GetToken answered from its cache
+//   BM_CacheHitSharedToken   TokenClient::GetSharedToken, same, no copy
 //   BM_CacheHitHeader        TokenClient::AuthorizationHeader, same
 //   BM_GetTokenRpcRoundTrip  one GetToken RPC over the mTLS channel (the
 //                            broker answers from its own cache)
@@ -82,6 +83,20 @@ void BM_CacheHitGetToken(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CacheHitGetToken)->Threads(1)->Threads(2);
+
+void BM_CacheHitSharedToken(benchmark::State& state) {
+  TokenClient& client = *GetFixture().client;
+  if (!client.GetSharedToken("acme", Scopes()).ok()) {
+    state.SkipWithError("GetSharedToken failed");
+    return;
+  }
+  for (auto _ : state) {
+    absl::StatusOr<std::shared_ptr<const Token>> token =
+        client.GetSharedToken("acme", Scopes());
+    benchmark::DoNotOptimize(token);
+  }
+}
+BENCHMARK(BM_CacheHitSharedToken)->Threads(1)->Threads(2);
 
 void BM_CacheHitHeader(benchmark::State& state) {
   TokenClient& client = *GetFixture().client;

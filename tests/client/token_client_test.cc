@@ -170,6 +170,32 @@ TEST_F(TokenClientTest, AuthorizationHeaderIsBearerAndTheToken) {
   EXPECT_THAT(token.scopes, ElementsAre("read_write"));  // acme's default
 }
 
+TEST_F(TokenClientTest, SharedTokenIsTheCachedTokenAndOutlivesItsReplacement) {
+  StartBroker();
+  NewClient(Options());
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Token> shared,
+                       client_->GetSharedToken("acme", {"read_all"}));
+  ASSERT_NE(shared, nullptr);
+  ASSERT_OK_AND_ASSIGN(Token copy, client_->GetToken("acme", {"read_all"}));
+  EXPECT_EQ(shared->access_token, copy.access_token);
+  EXPECT_EQ(shared->tenant, "acme");
+  EXPECT_THAT(shared->scopes, ElementsAre("read_all"));
+  // A hit hands out the very same Token, not a copy.
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Token> again,
+                       client_->GetSharedToken("acme", {"read_all"}));
+  EXPECT_EQ(again.get(), shared.get());
+  EXPECT_EQ(GetTokenRpcs(), 1);
+  // After the cache replaced it, the held Token is still intact.
+  const std::string held = shared->access_token;
+  ASSERT_OK_AND_ASSIGN(Token replacement,
+                       client_->ReportRejected("acme", {"read_all"}, held));
+  ASSERT_NE(replacement.access_token, held);
+  EXPECT_EQ(shared->access_token, held);
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Token> now,
+                       client_->GetSharedToken("acme", {"read_all"}));
+  EXPECT_EQ(now->access_token, replacement.access_token);
+}
+
 TEST_F(TokenClientTest, PushedRenewalReplacesTheCachedTokenBeforeItExpires) {
   StartBroker();
   NewClient(Options());
