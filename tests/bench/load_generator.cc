@@ -1,8 +1,10 @@
 // load_generator: drives a running broker over mTLS with two workloads in the
 // same run — cached `TokenService/GetToken` and `grpc.health.v1.Health/Check`
-// (the no-op floor: same server, same TLS, same HTTP/2 path, no work) — and
-// reports throughput and p50/p90/p99/p99.9 latency for each, and the ratios
-// GetToken/Check.
+// (the no-op floor: same server, same TLS, same HTTP/2 path, no work) — and,
+// with --noop_target, a third: Health/Check on a bare callback-API server
+// (noop_server: same TLS material, nothing else; the gRPC limit). Reports
+// throughput and p50/p90/p99/p99.9 latency for each, and the ratios
+// GetToken/Check and Check/bare.
 //
 //   load_generator --target=127.0.0.1:8443 --ca=ca.crt --cert=c.crt
 //       --key=c.key --tenant=bench --channels=4 --concurrency=1,8,32,128
@@ -11,8 +13,8 @@
 // How it measures:
 //  - Closed loop, swept over concurrency levels: `c` calls in flight in
 //    total, spread over `--channels` connections; each finished call starts
-//    the next. At every level the two workloads run in alternating rounds
-//    (G C, then C G, ...) so a noisy neighbour hurts both alike.
+//    the next. At every level the workloads run in alternating rounds
+//    (G C N, then C N G, ...) so a noisy neighbour hurts all alike.
 //  - Open loop at half of GetToken's peak: calls are started at fixed
 //    intervals whatever the server does, and latency is counted from the
 //    moment a call was due, not sent (no coordinated omission). Both
@@ -57,6 +59,8 @@ ABSL_FLAG(std::string, target, "", "Broker address, host:port (required).");
 ABSL_FLAG(std::string, ca, "", "CA bundle (PEM) the server certificate chains to.");
 ABSL_FLAG(std::string, cert, "", "Client certificate (PEM) for mTLS.");
 ABSL_FLAG(std::string, key, "", "Client private key (PEM).");
+ABSL_FLAG(std::string, noop_target, "",
+          "A bare no-op server (noop_server), host:port: the third workload.");
 ABSL_FLAG(std::string, ssl_target_name_override, "",
           "Name to verify the server certificate against, if not the host.");
 ABSL_FLAG(std::string, tenant, "bench", "Tenant asked for in GetToken.");
@@ -97,10 +101,18 @@ using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 using SteadyClock = std::chrono::steady_clock;
 
-enum class Workload { kGetToken, kCheck };
+enum class Workload { kGetToken, kCheck, kNoop };
 
 const char* Name(Workload w) {
-  return w == Workload::kGetToken ? "GetToken" : "Check";
+  switch (w) {
+    case Workload::kGetToken:
+      return "GetToken";
+    case Workload::kCheck:
+      return "Check";
+    case Workload::kNoop:
+      return "Noop";
+  }
+  return "?";
 }
 
 absl::Duration Since(SteadyClock::time_point start) {
@@ -130,6 +142,7 @@ class Target {
     ssl.pem_cert_chain = ReadFile(absl::GetFlag(FLAGS_cert));
     ssl.pem_private_key = ReadFile(absl::GetFlag(FLAGS_key));
     auto credentials = grpc::SslCredentials(ssl);
+    const std::string noop_target = absl::GetFlag(FLAGS_noop_target);
     for (int i = 0; i < channels; ++i) {
       grpc::ChannelArguments args;
       // Its own connection: no subchannel sharing between the channels.
@@ -142,10 +155,17 @@ class Target {
       channels_.push_back(channel);
       token_stubs_.push_back(v1::TokenService::NewStub(channel));
       health_stubs_.push_back(Health::NewStub(channel));
+      if (!noop_target.empty()) {
+        auto noop = grpc::CreateCustomChannel(noop_target, credentials, args);
+        channels_.push_back(noop);
+        noop_stubs_.push_back(Health::NewStub(noop));
+      }
     }
   }
 
-  int channels() const { return static_cast<int>(channels_.size()); }
+  bool has_noop() const { return !noop_stubs_.empty(); }
+
+  int channels() const { return static_cast<int>(token_stubs_.size()); }
 
   bool WaitConnected(absl::Duration timeout) {
     const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
@@ -171,7 +191,9 @@ class Target {
                    status);
           });
     } else {
-      health_stubs_[channel]->async()->Check(
+      Health::Stub& stub = workload == Workload::kCheck ? *health_stubs_[channel]
+                                                        : *noop_stubs_[channel];
+      stub.async()->Check(
           &call->context, &call->check_request, &call->check_response,
           [call](grpc::Status status) {
             Finish(call, status.ok() && call->check_response.status() ==
@@ -204,8 +226,10 @@ class Target {
                                          &call->get_token_request,
                                          &call->get_token_response, finish);
     } else {
-      health_stubs_[0]->async()->Check(&call->context, &call->check_request,
-                                       &call->check_response, finish);
+      Health::Stub& stub = workload == Workload::kCheck ? *health_stubs_[0]
+                                                        : *noop_stubs_[0];
+      stub.async()->Check(&call->context, &call->check_request,
+                          &call->check_response, finish);
     }
     MutexLock lock(&state.mu);
     while (!state.done) state.cv.Wait(&state.mu);
@@ -233,6 +257,7 @@ class Target {
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<v1::TokenService::Stub>> token_stubs_;
   std::vector<std::unique_ptr<Health::Stub>> health_stubs_;
+  std::vector<std::unique_ptr<Health::Stub>> noop_stubs_;  // --noop_target
 };
 
 // Server CPU seconds so far, or -1 without --server_pid.
@@ -400,6 +425,13 @@ struct Level {
   int concurrency = 0;
   Aggregate get_token;
   Aggregate check;
+  Aggregate noop;  // empty without --noop_target
+
+  Aggregate& Of(Workload w) {
+    return w == Workload::kGetToken ? get_token
+           : w == Workload::kCheck  ? check
+                                    : noop;
+  }
 };
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
@@ -439,7 +471,9 @@ int Run() {
                  absl::GetFlag(FLAGS_target).c_str());
     return 1;
   }
-  for (Workload w : {Workload::kGetToken, Workload::kCheck}) {
+  std::vector<Workload> workloads = {Workload::kGetToken, Workload::kCheck};
+  if (target.has_noop()) workloads.push_back(Workload::kNoop);
+  for (Workload w : workloads) {
     grpc::Status status = target.CallOnce(w);
     if (!status.ok()) {
       std::fprintf(stderr, "load_generator: %s failed: %d %s\n", Name(w),
@@ -452,7 +486,7 @@ int Run() {
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   const int64_t budget = absl::GetFlag(FLAGS_max_calls_per_round);
   const int max_level = *std::max_element(levels.begin(), levels.end());
-  for (Workload w : {Workload::kGetToken, Workload::kCheck}) {
+  for (Workload w : workloads) {
     ClosedLoop(&target, w, max_level, absl::GetFlag(FLAGS_warmup), budget).Run();
   }
 
@@ -468,14 +502,10 @@ int Run() {
     level.concurrency = c;
     for (int r = 0; r < rounds; ++r) {
       if (out_of_time()) return 1;
-      // Alternate which workload goes first.
-      const Workload first = r % 2 == 0 ? Workload::kGetToken : Workload::kCheck;
-      const Workload second =
-          first == Workload::kGetToken ? Workload::kCheck : Workload::kGetToken;
-      for (Workload w : {first, second}) {
-        RoundResult rr = ClosedLoop(&target, w, c, round, budget).Run();
-        (w == Workload::kGetToken ? level.get_token : level.check)
-            .Add(std::move(rr));
+      // Rotate which workload goes first.
+      for (size_t k = 0; k < workloads.size(); ++k) {
+        const Workload w = workloads[(r + k) % workloads.size()];
+        level.Of(w).Add(ClosedLoop(&target, w, c, round, budget).Run());
       }
     }
     results.push_back(std::move(level));
@@ -513,11 +543,24 @@ int Run() {
              level.get_token.CpuUsPerCall());
     PrintRow(label, Workload::kCheck, level.check.Summary(),
              level.check.CpuUsPerCall());
-    std::printf("%-12s %-9s %10.3f %26s %9.3f\n", "", "ratio",
+    if (target.has_noop()) {
+      PrintRow(label, Workload::kNoop, level.noop.Summary(), -1);
+    }
+    std::printf("%-12s %-9s %10.3f  p50 ratio %6.3f  p99 ratio %6.3f\n", "",
+                "G/C",
                 Ratio(level.get_token.Summary().throughput,
                       level.check.Summary().throughput),
-                "p99 ratio", Ratio(level.get_token.Summary().p99_us,
-                                   level.check.Summary().p99_us));
+                Ratio(level.get_token.Summary().p50_us,
+                      level.check.Summary().p50_us),
+                Ratio(level.get_token.Summary().p99_us,
+                      level.check.Summary().p99_us));
+    if (target.has_noop()) {
+      std::printf("%-12s %-9s %10.3f  p50 ratio %6.3f\n", "", "C/bare",
+                  Ratio(level.check.Summary().throughput,
+                        level.noop.Summary().throughput),
+                  Ratio(level.check.Summary().p50_us,
+                        level.noop.Summary().p50_us));
+    }
   }
   std::printf(
       "\npeak throughput: GetToken %.0f/s (at %d in flight), Check %.0f/s "
@@ -576,14 +619,24 @@ int Run() {
       const Level& l = results[i];
       const LatencySummary g = l.get_token.Summary();
       const LatencySummary c = l.check.Summary();
+      std::string noop;
+      if (target.has_noop()) {
+        const LatencySummary n = l.noop.Summary();
+        noop = absl::StrFormat(
+            ", \"noop\": %s, \"check_vs_noop_ratio\": %.4f, "
+            "\"check_vs_noop_p50_ratio\": %.4f, \"get_token_vs_noop_ratio\": %.4f",
+            SummaryJson(n), Ratio(c.throughput, n.throughput),
+            Ratio(c.p50_us, n.p50_us), Ratio(g.throughput, n.throughput));
+      }
       out << absl::StrFormat(
           "    {\"concurrency\": %d, \"get_token\": %s, \"check\": %s, "
           "\"get_token_server_cpu_us\": %.2f, \"check_server_cpu_us\": %.2f, "
-          "\"throughput_ratio\": %.4f, \"p99_ratio\": %.4f}%s\n",
+          "\"throughput_ratio\": %.4f, \"p50_ratio\": %.4f, "
+          "\"p99_ratio\": %.4f%s}%s\n",
           l.concurrency, SummaryJson(g), SummaryJson(c),
           l.get_token.CpuUsPerCall(), l.check.CpuUsPerCall(),
-          Ratio(g.throughput, c.throughput), Ratio(g.p99_us, c.p99_us),
-          i + 1 < results.size() ? "," : "");
+          Ratio(g.throughput, c.throughput), Ratio(g.p50_us, c.p50_us),
+          Ratio(g.p99_us, c.p99_us), noop, i + 1 < results.size() ? "," : "");
     }
     out << "  ],\n";
     out << absl::StrFormat(
@@ -619,11 +672,9 @@ int Run() {
     std::ofstream out(path);
     out << "concurrency,workload,throughput,p50_us,p90_us,p99_us,p999_us,"
            "errors\n";
-    for (const Level& l : results) {
-      for (Workload w : {Workload::kGetToken, Workload::kCheck}) {
-        const LatencySummary s = (w == Workload::kGetToken ? l.get_token
-                                                           : l.check)
-                                     .Summary();
+    for (Level& l : results) {
+      for (Workload w : workloads) {
+        const LatencySummary s = l.Of(w).Summary();
         out << absl::StrFormat("%d,%s,%.1f,%.1f,%.1f,%.1f,%.1f,%d\n",
                                l.concurrency, Name(w), s.throughput, s.p50_us,
                                s.p90_us, s.p99_us, s.p999_us, s.errors);

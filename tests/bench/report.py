@@ -17,6 +17,9 @@ import sys
 RSS_LIMIT_MB = 150.0
 THROUGHPUT_RATIO_GOAL = 0.95
 P99_HALF_PEAK_GOAL_US = 1000.0
+# bench_smoke fails below this GetToken/Check throughput ratio: far below
+# the 0.95 goal, so that only a real regression trips it on a noisy machine.
+SMOKE_RATIO_FLOOR = 0.4
 
 
 def load(directory, name):
@@ -57,6 +60,7 @@ def main():
 
     machine = load(d, "machine.json") or {}
     lg = load(d, "load.json")
+    lp = load(d, "load_pinned.json")
     st = load(d, "stampede.json")
     sc = load(d, "scale.json")
     ho = load(d, "hostile.json")
@@ -80,6 +84,38 @@ def main():
             f'{peak["throughput_ratio"]:.3f} ({fmt(peak["get_token_throughput"])}'
             f' vs {fmt(peak["check_throughput"])} calls/s)',
             ">= 0.95", "noisy; not enforced" if smoke else "")
+        # The smoke guard: loose, so that only a real regression (GetToken
+        # at half of Check or worse) fails CI on a noisy machine.
+        t.functional("smoke guard: GetToken >= 0.4 x Check at peak",
+                     peak["throughput_ratio"] >= SMOKE_RATIO_FLOOR,
+                     f'{peak["throughput_ratio"]:.3f}', f">= {SMOKE_RATIO_FLOOR}")
+        worst = min(lg["levels"], key=lambda l: l["throughput_ratio"])
+        t.performance("GetToken >= 0.95 x Check at every level",
+                      worst["throughput_ratio"] >= THROUGHPUT_RATIO_GOAL,
+                      f'lowest {worst["throughput_ratio"]:.3f} at '
+                      f'{worst["concurrency"]} in flight', ">= 0.95")
+        one = [l for l in lg["levels"] if l["concurrency"] == 1]
+        if one and "p50_ratio" in one[0]:
+            t.performance("GetToken p50 <= 1.05 x Check at 1 in flight",
+                          one[0]["p50_ratio"] <= 1.05,
+                          f'{one[0]["p50_ratio"]:.3f} '
+                          f'({one[0]["get_token"]["p50_us"]:.0f} vs '
+                          f'{one[0]["check"]["p50_us"]:.0f} µs)', "<= 1.05")
+        with_noop = [l for l in lg["levels"] if "noop" in l]
+        if with_noop:
+            w = min(with_noop, key=lambda l: l["check_vs_noop_ratio"])
+            t.performance("broker Check >= 0.95 x bare no-op server at every level",
+                          w["check_vs_noop_ratio"] >= THROUGHPUT_RATIO_GOAL,
+                          f'lowest {w["check_vs_noop_ratio"]:.3f} at '
+                          f'{w["concurrency"]} in flight', ">= 0.95")
+        if lp is not None:
+            one = [l for l in lp["levels"] if l["concurrency"] == 1]
+            if one:
+                t.performance("pinned (taskset): GetToken p50 <= 1.05 x Check at 1 in flight",
+                              one[0]["p50_ratio"] <= 1.05,
+                              f'{one[0]["p50_ratio"]:.3f} '
+                              f'({one[0]["get_token"]["p50_us"]:.0f} vs '
+                              f'{one[0]["check"]["p50_us"]:.0f} µs)', "<= 1.05")
         if "paced" in lg:
             p = lg["paced"]
             p99 = p["get_token"]["p99_us"]
@@ -187,19 +223,27 @@ def main():
                   f'alternating rounds of {lg["round_seconds"]:g} s per workload '
                   "and level; latency in µs; server CPU = the broker's utime+stime "
                   "per call.\n")
-        md.append("| in flight | GetToken calls/s | Check calls/s | ratio | "
-                  "GetToken p50 / p90 / p99 / p99.9 | Check p50 / p90 / p99 / p99.9 | "
-                  "p99 ratio | server CPU µs/call G / C |")
-        md.append("|---:|---:|---:|---:|---|---|---:|---|")
-        for l in lg["levels"]:
-            g, c = l["get_token"], l["check"]
+        def load_table(levels):
+            md.append("| in flight | GetToken calls/s | Check calls/s | bare no-op calls/s | "
+                      "G/C | C/bare | GetToken p50 / p90 / p99 / p99.9 | "
+                      "Check p50 / p90 / p99 / p99.9 | bare p50 / p99 | p50 ratio G/C | "
+                      "p99 ratio G/C | server CPU µs/call G / C |")
+            md.append("|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---|")
             pct = lambda s: (f'{s["p50_us"]:.0f} / {s["p90_us"]:.0f} / '
                              f'{s["p99_us"]:.0f} / {s["p999_us"]:.0f}')
-            cpu = (f'{l["get_token_server_cpu_us"]:.1f} / {l["check_server_cpu_us"]:.1f}'
-                   if l["get_token_server_cpu_us"] >= 0 else "-")
-            md.append(f'| {l["concurrency"]} | {fmt(g["throughput"])} | '
-                      f'{fmt(c["throughput"])} | {l["throughput_ratio"]:.3f} | '
-                      f'{pct(g)} | {pct(c)} | {l["p99_ratio"]:.3f} | {cpu} |')
+            for l in levels:
+                g, c, n = l["get_token"], l["check"], l.get("noop")
+                cpu = (f'{l["get_token_server_cpu_us"]:.1f} / {l["check_server_cpu_us"]:.1f}'
+                       if l["get_token_server_cpu_us"] >= 0 else "-")
+                bare = fmt(n["throughput"]) if n else "-"
+                c_bare = f'{l["check_vs_noop_ratio"]:.3f}' if n else "-"
+                bare_pct = f'{n["p50_us"]:.0f} / {n["p99_us"]:.0f}' if n else "-"
+                md.append(f'| {l["concurrency"]} | {fmt(g["throughput"])} | '
+                          f'{fmt(c["throughput"])} | {bare} | '
+                          f'{l["throughput_ratio"]:.3f} | {c_bare} | {pct(g)} | '
+                          f'{pct(c)} | {bare_pct} | {l.get("p50_ratio", 0):.3f} | '
+                          f'{l["p99_ratio"]:.3f} | {cpu} |')
+        load_table(lg["levels"])
         peak = lg["peak"]
         md.append("")
         md.append(f'Peak: GetToken {fmt(peak["get_token_throughput"])}/s at '
@@ -223,6 +267,12 @@ def main():
                           f'{s["max_us"]:.0f} | {p[key + "_server_cpu_us"]:.1f} |')
             md.append(f'\nCalls skipped for too many outstanding: {p["skipped"]}.\n')
         md.append("![latency and throughput vs concurrency](latency.png)\n")
+        if lp is not None:
+            md.append("### Pinned: servers on core 0, load generator on core 1\n")
+            md.append("The same workloads at low concurrency with `taskset`, so "
+                      "that client and server do not share a core (1 connection).\n")
+            load_table(lp["levels"])
+            md.append("")
 
     if st is not None:
         md.append("## Stampede\n")

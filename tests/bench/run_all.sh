@@ -60,6 +60,8 @@ if [[ $mode == smoke ]]; then
 else
   load_args=(--channels=4 --concurrency=1,2,4,8,16,32,64,128
              --round_duration=2s --rounds=3 --warmup=2s)
+  load_pinned_args=(--channels=1 --concurrency=1,2,4 --round_duration=2s
+                    --rounds=3 --warmup=1s --paced=false)
   stampede_args=(--callers=1000 --rounds=5)
   scale_args=(--tenants=10000 --token_lifetime=60s --lifetimes=4)
   hostile_args=(--phase=10s --enforce=false)
@@ -71,7 +73,7 @@ section() { printf '\n==== %s ====\n' "$*"; }
 
 if ((build)); then
   section "build"
-  targets=(load_generator stampede_benchmark scale_benchmark
+  targets=(load_generator noop_server stampede_benchmark scale_benchmark
            hostile_load_benchmark treezor-token-broker treezor-simulator)
   if cmake --build "$build_dir" --target help 2>/dev/null |
       grep -q '^client_benchmark\b\|[: ]client_benchmark$\|client_benchmark:'; then
@@ -82,7 +84,7 @@ fi
 bench_bin=$build_dir/tests/bench
 broker_bin=$build_dir/server/treezor-token-broker
 simulator_bin=$build_dir/tests/treezor-simulator
-for b in "$bench_bin/load_generator" "$bench_bin/stampede_benchmark" \
+for b in "$bench_bin/load_generator" "$bench_bin/noop_server" "$bench_bin/stampede_benchmark" \
          "$bench_bin/scale_benchmark" "$bench_bin/hostile_load_benchmark" \
          "$broker_bin" "$simulator_bin"; do
   [[ -x $b ]] || { echo "run_all.sh: $b is not built" >&2; exit 1; }
@@ -150,18 +152,42 @@ EOF
 "$broker_bin" --config "$work/broker.json" 2> >(exec tail -n 200 >"$work/broker.log") &
 broker_pid=$!
 pids+=("$broker_pid")
+# The third workload: a bare callback-API server with the same TLS material.
+"$bench_bin/noop_server" --cert="$certs/broker.crt" --key="$certs/broker.key" \
+  --client_ca="$certs/internal-ca.crt" >"$work/noop.out" 2>&1 &
+noop_pid=$!
+pids+=("$noop_pid")
+noop_port=
+for _ in $(seq 100); do
+  noop_port=$(sed -n 's/^noop server listening on port \([0-9]*\)$/\1/p' "$work/noop.out")
+  [[ -n $noop_port ]] && break
+  sleep 0.1  # polling another process's output for its port
+done
+[[ -n $noop_port ]] || { echo "noop_server did not start: $(cat "$work/noop.out")" >&2; exit 1; }
+load_common=(--target="127.0.0.1:$broker_port" --noop_target="127.0.0.1:$noop_port"
+  --ca="$certs/internal-ca.crt" --cert="$certs/demo-client.crt"
+  --key="$certs/demo-client.key" --tenant=bench --server_pid="$broker_pid")
 load_rc=0
-"$bench_bin/load_generator" --target="127.0.0.1:$broker_port" \
-  --ca="$certs/internal-ca.crt" --cert="$certs/demo-client.crt" \
-  --key="$certs/demo-client.key" --tenant=bench --server_pid="$broker_pid" \
+"$bench_bin/load_generator" "${load_common[@]}" \
   --json_out="$out/load.json" --csv_out="$out/load.csv" "${load_args[@]}" \
   | tee "$out/load.txt" || load_rc=$?
+# The latency rows again with the servers on core 0 and the load generator on
+# core 1, so that they do not take each other's core (2+ cores, full run).
+if ((load_rc == 0)) && [[ $mode == full ]] && (($(nproc) >= 2)) &&
+   command -v taskset >/dev/null; then
+  section "load_generator pinned: servers on core 0, load generator on core 1"
+  taskset -a -p -c 0 "$broker_pid" >/dev/null
+  taskset -a -p -c 0 "$noop_pid" >/dev/null
+  taskset -c 1 "$bench_bin/load_generator" "${load_common[@]}" \
+    --json_out="$out/load_pinned.json" "${load_pinned_args[@]}" \
+    | tee "$out/load_pinned.txt" || load_rc=$?
+fi
 if ((load_rc)); then
   echo "load_generator failed ($load_rc); broker log:" >&2
   tail -n 20 "$work/broker.log" >&2 || true
 fi
-kill -TERM "$broker_pid" 2>/dev/null || true
-wait "$broker_pid" 2>/dev/null || true
+kill -TERM "$broker_pid" "$noop_pid" 2>/dev/null || true
+wait "$broker_pid" "$noop_pid" 2>/dev/null || true
 
 # --- 2. Stampede ------------------------------------------------------------
 section "stampede_benchmark"
