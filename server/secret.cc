@@ -35,9 +35,13 @@ Secret::~Secret() { Cleanse(); }
 
 void Secret::Cleanse() {
   // The whole buffer: bytes past size() may hold what trimming removed.
-  value_.resize(value_.capacity());
-  OPENSSL_cleanse(value_.data(), value_.size());
-  value_.clear();
+  CleanseString(&value_);
+}
+
+void CleanseString(std::string* s) {
+  s->resize(s->capacity());
+  OPENSSL_cleanse(s->data(), s->size());
+  s->clear();
 }
 
 void Secret::Append(absl::string_view bytes) {

@@ -43,6 +43,12 @@ class Secret {
   std::string value_;
 };
 
+// Wipes `s`'s whole buffer (its capacity, not just its size) and empties it:
+// for the few std::strings that must briefly hold secret bytes (an API that
+// only writes to std::string). Reserve enough capacity before writing, so no
+// reallocation leaves a copy behind.
+void CleanseString(std::string* s);
+
 }  // namespace treezor::broker
 
 #endif  // TREEZOR_BROKER_SERVER_SECRET_H_

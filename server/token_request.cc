@@ -57,12 +57,12 @@ absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,
   out.params.emplace_back("client_id", tenant.client_id());
   if (*grant == Grant::kRefreshToken) {
     out.params.emplace_back("refresh_token", request.refresh_token);
-    out.secrets.emplace_back(request.refresh_token);
+    out.redactor.Add(request.refresh_token);
   } else {
     absl::StatusOr<Secret> secret = InTenant(tenant, ReadClientSecret(tenant));
     if (!secret.ok()) return secret.status();
     out.params.emplace_back("client_secret", std::string(secret->view()));
-    out.secrets.push_back(*std::move(secret));
+    out.redactor.Add(secret->view());
   }
   if (*grant == Grant::kPassword) {
     absl::StatusOr<Secret> username = InTenant(
@@ -73,7 +73,7 @@ absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,
     if (!password.ok()) return password.status();
     out.params.emplace_back("username", std::string(username->view()));
     out.params.emplace_back("password", std::string(password->view()));
-    out.secrets.push_back(*std::move(password));
+    out.redactor.Add(password->view());
   }
   if (!request.scopes.empty()) {
     out.params.emplace_back("scope", request.scopes.ToOAuthString());

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/secret_reader.h"
+#include "server/secret_redactor.h"
 #include "server/token_fetcher.h"
 #include "treezor/broker/v1/config.pb.h"
 
@@ -44,8 +45,9 @@ using Params = std::vector<std::pair<std::string, std::string>>;
 struct TokenRequest {
   Grant grant = Grant::kClientCredentials;
   Params params;
-  // Values that must never appear in a message, even if Treezor echoes them.
-  std::vector<Secret> secrets;
+  // Every secret sent (client secret, password, refresh token): none may
+  // appear in a message or a log line, even if Treezor echoes it.
+  SecretRedactor redactor;
 };
 
 absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,

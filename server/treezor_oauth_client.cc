@@ -6,13 +6,13 @@
 #include <chrono>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "common/token_digest.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -105,49 +105,36 @@ absl::Status TransferError(absl::string_view tenant,
   return TenantError(absl::StatusCode::kUnavailable, tenant, what);
 }
 
-std::string Redact(std::string text, const std::vector<Secret>& secrets) {
-  for (const Secret& secret : secrets) {
-    if (!secret.empty()) {
-      absl::StrReplaceAll({{secret.view(), "[redacted]"}}, &text);
-    }
-  }
-  return text;
-}
-
-std::string DescribeOAuthError(const OAuthError& error,
-                               const TokenRequest& request) {
-  std::string text = error.code;
-  if (!error.description.empty()) {
-    absl::StrAppend(&text, " (", error.description, ")");
-  }
-  return Redact(std::move(text), request.secrets);
-}
-
 // A metrics label: RFC 6749 §5.2 codes as themselves, anything else (free
 // text from the server) folded so label values stay a small fixed set.
 std::string OAuthOutcome(absl::string_view code) {
-  static constexpr absl::string_view kKnown[] = {
-      "invalid_request", "invalid_client",         "invalid_grant",
-      "unauthorized_client", "unsupported_grant_type", "invalid_scope"};
-  for (absl::string_view known : kKnown) {
-    if (code == known) return absl::StrCat("oauth_", known);
-  }
-  return "oauth_other";
+  return IsRfc6749ErrorCode(code) ? absl::StrCat("oauth_", code)
+                                  : std::string("oauth_other");
 }
 
 bool IsCredentialRefusal(long http_status) {
   return http_status == 400 || http_status == 401 || http_status == 403;
 }
 
-FetchResult Classify(const std::string& tenant, const TokenRequest& request,
-                     const HttpExchange& exchange, absl::Time now) {
+// What a fetch came to, and Treezor's OAuth error if it sent one (its
+// description is for the log line only).
+struct Classified {
   FetchResult result;
+  std::optional<OAuthError> oauth_error;
+};
+
+// Callers learn the OAuth error code and the HTTP status, never the
+// server's free text.
+Classified Classify(const std::string& tenant, const TokenRequest& request,
+                    const HttpExchange& exchange, absl::Time now) {
+  Classified out;
+  FetchResult& result = out.result;
   if (exchange.code != CURLE_OK) {
     result.token = TransferError(tenant, exchange);
     result.outcome = exchange.body_too_large
                          ? "network"
                          : absl::AsciiStrToLower(FailureKind(exchange));
-    return result;
+    return out;
   }
   if (exchange.http_status == 200) {
     absl::StatusOr<Token> token = ParseTokenResponse(exchange.body, now);
@@ -162,10 +149,11 @@ FetchResult Classify(const std::string& tenant, const TokenRequest& request,
                        absl::StripPrefix(token.status().message(),
                                          "token response: ")));
     }
-    return result;
+    return out;
   }
   result.retry_after = internal::ParseRetryAfter(exchange.retry_after, now);
-  const std::optional<OAuthError> error = ParseOAuthError(exchange.body);
+  out.oauth_error = ParseOAuthError(exchange.body, request.redactor);
+  const std::optional<OAuthError>& error = out.oauth_error;
   if (error.has_value() && IsCredentialRefusal(exchange.http_status)) {
     result.refresh_token_rejected = request.grant == Grant::kRefreshToken &&
                                     error->code == "invalid_grant";
@@ -175,18 +163,16 @@ FetchResult Classify(const std::string& tenant, const TokenRequest& request,
         absl::StrCat("Treezor refused the ",
                      result.refresh_token_rejected ? "refresh token"
                                                    : "credentials",
-                     ": ", DescribeOAuthError(*error, request)));
-    return result;
+                     ": ", error->code, " (HTTP ", exchange.http_status, ")"));
+    return out;
   }
   result.outcome = exchange.http_status == 429
                        ? "http_429"
                        : absl::StrCat("http_", exchange.http_status / 100, "xx");
   std::string what = absl::StrCat("HTTP ", exchange.http_status);
-  if (error.has_value()) {
-    absl::StrAppend(&what, " (", DescribeOAuthError(*error, request), ")");
-  }
+  if (error.has_value()) absl::StrAppend(&what, " (", error->code, ")");
   result.token = TenantError(absl::StatusCode::kUnavailable, tenant, what);
-  return result;
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -202,7 +188,9 @@ struct RequestLog {
   long response_header_bytes = 0;
 };
 
-void LogOutcome(const RequestLog& log, const FetchResult& result) {
+// `oauth_error`: Treezor's error, already redacted and bounded.
+void LogOutcome(const RequestLog& log, const FetchResult& result,
+                const std::optional<OAuthError>& oauth_error = std::nullopt) {
   if (result.token.ok()) {
     LogInfo("treezor token request",
             {{"tenant", log.tenant},
@@ -216,16 +204,21 @@ void LogOutcome(const RequestLog& log, const FetchResult& result) {
               absl::ToInt64Seconds(result.token->lifetime())}});
     return;
   }
-  LogWarning("treezor token request failed",
-             {{"tenant", log.tenant},
-              {"grant_type", log.grant},
-              {"outcome", result.outcome},
-              {"code", absl::StatusCodeToString(result.token.status().code())},
-              {"http_status", log.http_status},
-              {"duration_ms", log.duration_ms},
-              {"new_connections", log.new_connections},
-              {"refresh_token_rejected", result.refresh_token_rejected},
-              {"error", result.token.status().message()}});
+  std::vector<LogField> fields = {
+      {"tenant", log.tenant},
+      {"grant_type", log.grant},
+      {"outcome", result.outcome},
+      {"code", absl::StatusCodeToString(result.token.status().code())},
+      {"http_status", log.http_status},
+      {"duration_ms", log.duration_ms},
+      {"new_connections", log.new_connections},
+      {"refresh_token_rejected", result.refresh_token_rejected},
+      {"error", result.token.status().message()}};
+  if (oauth_error.has_value()) {
+    fields.emplace_back("oauth_error", oauth_error->code);
+    fields.emplace_back("oauth_error_description", oauth_error->description);
+  }
+  Log(LogLevel::kWarning, "treezor token request failed", fields);
 }
 
 uint64_t NextTenantStateId() {
@@ -351,6 +344,7 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
   }
   HttpExchange exchange;
   exchange.cancelled = &shutting_down_;
+  std::optional<OAuthError> oauth_error;
   const auto start = std::chrono::steady_clock::now();
   const absl::Status performed = Perform(handle.get(), config, settings_,
                                          token_request->params, &exchange);
@@ -363,11 +357,13 @@ FetchResult TreezorOAuthClient::Fetch(const FetchRequest& request) {
     result.token = performed;
     result.outcome = "network";
   } else {
-    result = Classify(request.tenant, *token_request, exchange,
-                      clock_->Now());
+    Classified classified =
+        Classify(request.tenant, *token_request, exchange, clock_->Now());
+    result = std::move(classified.result);
+    oauth_error = std::move(classified.oauth_error);
   }
   result.grant_type = std::string(log.grant);
-  LogOutcome(log, result);
+  LogOutcome(log, result, oauth_error);
   return result;
 }
 

@@ -12,7 +12,11 @@
 // (unknown tenant). Every message starts with "tenant <name>: ", names config
 // fields by their JSON names (as config errors do) and never contains a
 // secret or a token; one log line per request names the token only by
-// TokenFingerprint.
+// TokenFingerprint. Of Treezor's OAuth error, callers get only the code and
+// the HTTP status ("tenant acme: Treezor refused the credentials:
+// invalid_client (HTTP 401)"); its free-text description goes to the
+// request's log line only, with every trace of the request's secrets
+// redacted first (server/secret_redactor.h), then bounded.
 //
 // The parts, each in its own file: what to send (server/token_request.h:
 // the grant, the parameters, the secrets read now), how it is encoded
