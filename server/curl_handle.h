@@ -40,6 +40,13 @@ struct CurlStringDeleter {
 };
 using CurlString = std::unique_ptr<char, CurlStringDeleter>;
 
+// A string libcurl allocated that holds secret bytes (curl_easy_escape of a
+// client secret): wiped before curl_free.
+struct CurlSecretStringDeleter {
+  void operator()(char* s) const;
+};
+using CurlSecretString = std::unique_ptr<char, CurlSecretStringDeleter>;
+
 // curl_global_init, once per process; never cleaned up (the process may
 // still have handles in flight at exit). A failure shows up as
 // curl_easy_init returning null.

@@ -94,9 +94,10 @@ bool SetOptions(CURL* curl, const v1::Tenant& tenant,
     check(curl_easy_setopt(curl, CURLOPT_MIMEPOST, body.mime.get()));
   } else {
     check(curl_easy_setopt(curl, CURLOPT_POST, 1L));
+    // CURLOPT_POSTFIELDS does not copy: the body stays in its Secret.
     check(curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
-                           static_cast<curl_off_t>(body.data.size())));
-    check(curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data.c_str()));
+                           static_cast<curl_off_t>(body.data.view().size())));
+    check(curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data.view().data()));
   }
   check(curl_easy_setopt(curl, CURLOPT_HTTPHEADER, body.headers.get()));
 

@@ -1,5 +1,7 @@
 #include "server/token_request.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace treezor::broker {
@@ -53,16 +55,20 @@ absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,
   if (!grant.ok()) return grant.status();
   TokenRequest out;
   out.grant = *grant;
-  out.params.emplace_back("grant_type", GrantName(*grant));
-  out.params.emplace_back("client_id", tenant.client_id());
+  out.params.reserve(6);  // no reallocation: every move wipes its source
+  const auto add = [&out](absl::string_view name, Secret value) {
+    out.params.push_back(Param{std::string(name), std::move(value)});
+  };
+  add("grant_type", Secret(GrantName(*grant)));
+  add("client_id", Secret(tenant.client_id()));
   if (*grant == Grant::kRefreshToken) {
-    out.params.emplace_back("refresh_token", request.refresh_token);
     out.redactor.Add(request.refresh_token);
+    add("refresh_token", Secret(request.refresh_token));
   } else {
     absl::StatusOr<Secret> secret = InTenant(tenant, ReadClientSecret(tenant));
     if (!secret.ok()) return secret.status();
-    out.params.emplace_back("client_secret", std::string(secret->view()));
     out.redactor.Add(secret->view());
+    add("client_secret", *std::move(secret));
   }
   if (*grant == Grant::kPassword) {
     absl::StatusOr<Secret> username = InTenant(
@@ -71,12 +77,12 @@ absl::StatusOr<TokenRequest> BuildTokenRequest(const v1::Tenant& tenant,
     absl::StatusOr<Secret> password = InTenant(
         tenant, ReadSecretFile("passwordFile", tenant.password_file()));
     if (!password.ok()) return password.status();
-    out.params.emplace_back("username", std::string(username->view()));
-    out.params.emplace_back("password", std::string(password->view()));
     out.redactor.Add(password->view());
+    add("username", *std::move(username));
+    add("password", *std::move(password));
   }
   if (!request.scopes.empty()) {
-    out.params.emplace_back("scope", request.scopes.ToOAuthString());
+    add("scope", Secret(request.scopes.ToOAuthString()));
   }
   return out;
 }

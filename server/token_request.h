@@ -16,6 +16,10 @@
 // Errors are FAILED_PRECONDITION "tenant <name>: <field>: <problem>"
 // (TenantError), naming config fields by their JSON names.
 //
+// Every buffer that held a secret is wiped after use: the secrets are read
+// into Secrets and the parameters' values are Secrets (see Param); the
+// encodings do the same (server/token_request_body.h).
+//
 // Thread-safety: pure functions apart from reading the secret files and
 // variables.
 #ifndef TREEZOR_BROKER_SERVER_TOKEN_REQUEST_H_
@@ -40,7 +44,14 @@ enum class Grant { kClientCredentials, kPassword, kRefreshToken };
 // The grant_type value sent for `grant`.
 absl::string_view GrantName(Grant grant);
 
-using Params = std::vector<std::pair<std::string, std::string>>;
+// One request parameter. Every value is held as a Secret (wiped when the
+// request goes), whether or not it is one: the type makes it impossible to
+// forget the client secret, the password or the refresh token.
+struct Param {
+  std::string name;
+  Secret value;
+};
+using Params = std::vector<Param>;
 
 struct TokenRequest {
   Grant grant = Grant::kClientCredentials;

@@ -1,34 +1,63 @@
 #include "server/token_request_body.h"
 
-#include <vector>
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
+#include "server/logging.h"
 
 namespace treezor::broker {
 namespace {
 
 using internal::AppendHeader;
-using internal::CurlString;
+using internal::CurlSecretString;
+using internal::MimePartSource;
 
 absl::Status EncodeForm(CURL* curl, const Params& params, EncodedBody* out) {
-  std::vector<std::string> pairs;
-  for (const auto& [key, value] : params) {
-    CurlString k(curl_easy_escape(curl, key.data(), static_cast<int>(key.size())));
-    CurlString v(
+  for (const Param& param : params) {
+    const CurlSecretString name(curl_easy_escape(
+        curl, param.name.data(), static_cast<int>(param.name.size())));
+    const absl::string_view value = param.value.view();
+    const CurlSecretString escaped(
         curl_easy_escape(curl, value.data(), static_cast<int>(value.size())));
-    if (k == nullptr || v == nullptr) {
+    if (name == nullptr || escaped == nullptr) {
       return absl::InternalError("cannot form-encode the request");
     }
-    pairs.push_back(absl::StrCat(k.get(), "=", v.get()));
+    if (!out->data.empty()) out->data.Append("&");
+    out->data.Append(name.get());
+    out->data.Append("=");
+    out->data.Append(escaped.get());
   }
-  out->data = absl::StrJoin(pairs, "&");
   AppendHeader(out->headers,
                "Content-Type: application/x-www-form-urlencoded");
   return absl::OkStatus();
+}
+
+size_t ReadPart(char* buffer, size_t size, size_t count, void* arg) {
+  auto* source = static_cast<MimePartSource*>(arg);
+  const absl::string_view rest = source->bytes.view().substr(
+      std::min(source->position, source->bytes.view().size()));
+  const size_t n = std::min(rest.size(), size * count);
+  std::memcpy(buffer, rest.data(), n);
+  source->position += n;
+  return n;
+}
+
+int SeekPart(void* arg, curl_off_t offset, int origin) {
+  auto* source = static_cast<MimePartSource*>(arg);
+  const auto size = static_cast<curl_off_t>(source->bytes.view().size());
+  const curl_off_t base = origin == SEEK_SET   ? 0
+                          : origin == SEEK_CUR ? static_cast<curl_off_t>(
+                                                     source->position)
+                                               : size;
+  const curl_off_t target = base + offset;
+  if (target < 0 || target > size) return CURL_SEEKFUNC_FAIL;
+  source->position = static_cast<size_t>(target);
+  return CURL_SEEKFUNC_OK;
 }
 
 absl::Status EncodeMultipart(CURL* curl, const Params& params,
@@ -37,25 +66,41 @@ absl::Status EncodeMultipart(CURL* curl, const Params& params,
   if (out->mime == nullptr) {
     return absl::InternalError("cannot build the multipart request");
   }
-  for (const auto& [key, value] : params) {
+  for (const Param& param : params) {
+    auto source = std::make_unique<MimePartSource>();
+    source->bytes = Secret(param.value.view());
+    const auto size = static_cast<curl_off_t>(source->bytes.view().size());
     curl_mimepart* part = curl_mime_addpart(out->mime.get());
-    if (part == nullptr ||
-        curl_mime_name(part, key.c_str()) != CURLE_OK ||
-        curl_mime_data(part, value.data(), value.size()) != CURLE_OK) {
+    // No free function: the body owns the source (and libcurl's copy of the
+    // part for CURLOPT_MIMEPOST shares it).
+    if (part == nullptr || curl_mime_name(part, param.name.c_str()) != CURLE_OK ||
+        curl_mime_data_cb(part, size, &ReadPart, &SeekPart, nullptr,
+                          source.get()) != CURLE_OK) {
       return absl::InternalError("cannot build the multipart request");
     }
+    out->parts.push_back(std::move(source));
   }
   return absl::OkStatus();  // curl sets the multipart Content-Type itself
 }
 
 absl::Status EncodeJson(const Params& params, EncodedBody* out) {
-  google::protobuf::Struct body;
-  for (const auto& [key, value] : params) {
-    (*body.mutable_fields())[key].set_string_value(value);
+  // At most 6 bytes per byte escaped ("\u00XX"), the quotes, ':' and ','.
+  size_t bound = 2;
+  for (const Param& param : params) {
+    bound += 6 * (param.name.size() + param.value.view().size()) + 6;
   }
-  if (!google::protobuf::util::MessageToJsonString(body, &out->data).ok()) {
-    return absl::InternalError("cannot JSON-encode the request");
+  std::string json;
+  json.reserve(bound);
+  json.push_back('{');
+  for (const Param& param : params) {
+    if (json.size() > 1) json.push_back(',');
+    internal::AppendJsonString(param.name, &json);
+    json.push_back(':');
+    internal::AppendJsonString(param.value.view(), &json);
   }
+  json.push_back('}');
+  out->data = Secret(json);
+  CleanseString(&json);
   AppendHeader(out->headers, "Content-Type: application/json");
   return absl::OkStatus();
 }
