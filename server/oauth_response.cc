@@ -74,10 +74,9 @@ absl::StatusOr<absl::Duration> ExpiresIn(const Struct& object) {
   return expires_in;
 }
 
-// Removes control characters (C0, DEL and C1: a description must not be able
-// to forge log lines or terminal escapes), trims, and bounds the length
-// without splitting a UTF-8 character.
-std::string Sanitize(absl::string_view in, size_t max_chars) {
+// Replaces control characters (C0, DEL and C1: a description must not be
+// able to forge log lines or terminal escapes) with spaces, and trims.
+std::string WithoutControlCharacters(absl::string_view in) {
   std::string out;
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -94,15 +93,31 @@ std::string Sanitize(absl::string_view in, size_t max_chars) {
     }
   }
   absl::StripAsciiWhitespace(&out);
-  if (out.size() > max_chars) {
-    size_t cut = max_chars > 3 ? max_chars - 3 : 0;  // room for "..."
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) {
-      --cut;  // continuation byte: back to the start of the character
-    }
-    out.resize(cut);
-    out.append("...");
-  }
   return out;
+}
+
+// At most `max_chars` bytes, without splitting a UTF-8 character; "..." ends
+// a shortened text.
+std::string Bounded(std::string text, size_t max_chars) {
+  if (text.size() <= max_chars) return text;
+  size_t cut = max_chars > 3 ? max_chars - 3 : 0;  // room for "..."
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) {
+    --cut;  // continuation byte: back to the start of the character
+  }
+  text.resize(cut);
+  text.append("...");
+  return text;
+}
+
+// Server-sent text made safe to log; the order is the point (see the
+// header).
+std::string SafeText(absl::string_view raw, const SecretRedactor& redactor,
+                     size_t max_chars) {
+  std::string text = redactor.Redact(raw);
+  text = redactor.Redact(WithoutControlCharacters(text));
+  // The cut cannot reveal anything new, but "..." could complete a run of
+  // a secret that happens to end in dots.
+  return redactor.Redact(Bounded(std::move(text), max_chars));
 }
 
 // Treezor's `code` may be a string or a number.
@@ -149,9 +164,7 @@ absl::StatusOr<Token> ParseTokenResponse(absl::string_view body,
     return Invalid("token_type missing");
   }
   if (!absl::EqualsIgnoreCase(token_type->string_value(), "bearer")) {
-    return Invalid(absl::StrCat("token_type \"",
-                                Sanitize(token_type->string_value(), 32),
-                                "\" is not Bearer"));
+    return Invalid("token_type is not Bearer");
   }
   absl::StatusOr<absl::Duration> expires_in = ExpiresIn(*object);
   if (!expires_in.ok()) return expires_in.status();
@@ -179,16 +192,30 @@ absl::StatusOr<Token> ParseTokenResponse(absl::string_view body,
   return token;
 }
 
-std::optional<OAuthError> ParseOAuthError(absl::string_view body) {
+std::optional<OAuthError> ParseOAuthError(absl::string_view body,
+                                          const SecretRedactor& redactor) {
   const std::optional<Struct> object = ParseJsonObject(body);
   if (!object.has_value()) return std::nullopt;
   std::optional<OAuthError> error = FromRfc6749Shape(*object);
   if (!error.has_value()) error = FromTreezorShape(*object);
   if (!error.has_value()) return std::nullopt;
-  error->code = Sanitize(error->code, kMaxOAuthCodeChars);
-  error->description = Sanitize(error->description, kMaxOAuthDescriptionChars);
+  if (!IsRfc6749ErrorCode(error->code)) {
+    error->code = SafeText(error->code, redactor, kMaxOAuthCodeChars);
+  }
+  error->description =
+      SafeText(error->description, redactor, kMaxOAuthDescriptionChars);
   if (error->code.empty()) return std::nullopt;
   return error;
+}
+
+bool IsRfc6749ErrorCode(absl::string_view code) {
+  static constexpr absl::string_view kCodes[] = {
+      "invalid_request",     "invalid_client",         "invalid_grant",
+      "unauthorized_client", "unsupported_grant_type", "invalid_scope"};
+  for (absl::string_view known : kCodes) {
+    if (code == known) return true;
+  }
+  return false;
 }
 
 }  // namespace treezor::broker

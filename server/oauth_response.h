@@ -4,7 +4,8 @@
 //
 // Bodies are parsed with protobuf's JSON parser into google.protobuf.Struct,
 // the project's one JSON parser. Error messages name the offending field and
-// never quote the body: it carries the token.
+// never quote the body: it carries the token (and a hostile or careless
+// server may put anything in any field).
 //
 // Thread-safety: pure functions.
 #ifndef TREEZOR_BROKER_SERVER_OAUTH_RESPONSE_H_
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/secret_redactor.h"
 #include "server/token.h"
 
 namespace treezor::broker {
@@ -31,7 +33,8 @@ namespace treezor::broker {
 // kept when present.
 //
 // Errors are INVALID_ARGUMENT "token response: <what is wrong>", e.g.
-// "token response: expires_in missing or not positive".
+// "token response: expires_in missing or not positive". They quote nothing
+// the server sent.
 absl::StatusOr<Token> ParseTokenResponse(absl::string_view body,
                                          absl::Time now);
 
@@ -41,10 +44,18 @@ absl::StatusOr<Token> ParseTokenResponse(absl::string_view body,
 //                               "message":"...","docUrl":"..."}]}
 //    (the first entry counts; code = type, or code when type is empty;
 //    description = message).
-// Both fields are safe to log and to put in a status message: control
-// characters are removed, `code` is at most kMaxOAuthCodeChars and
-// `description` at most kMaxOAuthDescriptionChars (cut at a UTF-8 character
-// boundary, "..." appended).
+// Both fields are safe to log: in this order, the request's secrets are
+// redacted (`redactor`: before anything else, so that no cut or replaced
+// character can hide a secret from it), control characters are replaced,
+// secrets are redacted again (a replaced character may have joined two
+// pieces of one), and the text is bounded — `code` to kMaxOAuthCodeChars,
+// `description` to kMaxOAuthDescriptionChars (cut at a UTF-8 character
+// boundary, "..." appended) — and checked once more. An RFC 6749 §5.2 code
+// (IsRfc6749ErrorCode) is kept as is: it is a public constant, not a trace
+// of a secret.
+//
+// Only `code` is meant for callers (with the HTTP status); `description` is
+// free text from the server, for the request's log line only.
 struct OAuthError {
   std::string code;
   std::string description;
@@ -53,7 +64,12 @@ inline constexpr size_t kMaxOAuthCodeChars = 64;
 inline constexpr size_t kMaxOAuthDescriptionChars = 200;
 
 // nullopt when `body` is not JSON or has neither shape (or an empty code).
-std::optional<OAuthError> ParseOAuthError(absl::string_view body);
+std::optional<OAuthError> ParseOAuthError(absl::string_view body,
+                                          const SecretRedactor& redactor);
+
+// One of RFC 6749 §5.2's error codes: invalid_request, invalid_client,
+// invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope.
+bool IsRfc6749ErrorCode(absl::string_view code);
 
 }  // namespace treezor::broker
 

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -24,56 +23,7 @@ absl::Status FieldError(absl::string_view field, absl::string_view problem) {
   return absl::FailedPreconditionError(absl::StrCat(field, ": ", problem));
 }
 
-bool IsTrailingWhitespace(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 }  // namespace
-
-Secret::Secret(absl::string_view value) : value_(value) {}
-
-Secret::Secret(Secret&& other) noexcept {
-  value_.reserve(other.value_.size());
-  value_.append(other.value_);
-  other.Cleanse();
-}
-
-Secret& Secret::operator=(Secret&& other) noexcept {
-  if (this != &other) {
-    Cleanse();
-    value_.reserve(other.value_.size());
-    value_.append(other.value_);
-    other.Cleanse();
-  }
-  return *this;
-}
-
-Secret::~Secret() { Cleanse(); }
-
-void Secret::Cleanse() {
-  // The whole buffer: bytes past size() may hold what trimming removed.
-  value_.resize(value_.capacity());
-  OPENSSL_cleanse(value_.data(), value_.size());
-  value_.clear();
-}
-
-void Secret::Append(absl::string_view bytes) {
-  const size_t needed = value_.size() + bytes.size();
-  if (needed > value_.capacity()) {
-    std::string bigger;
-    bigger.reserve(std::max(2 * value_.capacity(), needed));
-    bigger.append(value_);
-    Cleanse();
-    value_.swap(bigger);  // `bigger` now holds the wiped buffer
-  }
-  value_.append(bytes.data(), bytes.size());
-}
-
-void Secret::TrimTrailingWhitespace() {
-  size_t n = value_.size();
-  while (n > 0 && IsTrailingWhitespace(value_[n - 1])) --n;
-  value_.resize(n);
-}
 
 absl::StatusOr<Secret> ReadWholeFile(const std::string& file) {
   const auto cannot_read = [&file](int err) {

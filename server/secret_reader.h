@@ -23,41 +23,14 @@
 #ifndef TREEZOR_BROKER_SERVER_SECRET_READER_H_
 #define TREEZOR_BROKER_SERVER_SECRET_READER_H_
 
-#include <cstddef>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/secret.h"
 #include "treezor/broker/v1/config.pb.h"
 
 namespace treezor::broker {
-
-// Bytes that must not outlive their use: move-only, and the buffer is wiped
-// (OPENSSL_cleanse) when the Secret is destroyed or assigned to. Moving
-// copies into the destination and wipes the source, so no stray copy is left
-// in a freed buffer.
-class Secret {
- public:
-  Secret() = default;
-  explicit Secret(absl::string_view value);
-  Secret(Secret&& other) noexcept;
-  Secret& operator=(Secret&& other) noexcept;
-  Secret(const Secret&) = delete;
-  Secret& operator=(const Secret&) = delete;
-  ~Secret();
-
-  absl::string_view view() const { return value_; }
-  bool empty() const { return value_.empty(); }
-
-  // Appends `bytes`; when the buffer must grow, the old one is wiped first.
-  void Append(absl::string_view bytes);
-  // Removes trailing spaces, tabs, CRs and LFs.
-  void TrimTrailingWhitespace();
-
- private:
-  void Cleanse();
-  std::string value_;
-};
 
 // The whole content of the regular file `file`, read through a wiped buffer
 // (it may hold a key or a secret). Errors name the file:

@@ -12,21 +12,18 @@
 // (unknown tenant). Every message starts with "tenant <name>: ", names config
 // fields by their JSON names (as config errors do) and never contains a
 // secret or a token; one log line per request names the token only by
-// TokenFingerprint.
+// TokenFingerprint. Of Treezor's OAuth error, callers get only the code and
+// the HTTP status ("tenant acme: Treezor refused the credentials:
+// invalid_client (HTTP 401)"); its free-text description goes to the
+// request's log line only, with every trace of the request's secrets
+// redacted first (server/secret_redactor.h), then bounded.
 //
-// Decisions worth knowing:
-//  - Secrets (clientSecretFile / clientSecretEnv, usernameFile,
-//    passwordFile) are read at each Fetch, so a rotated Kubernetes Secret is
-//    used by the next request without a reload. They are read by
-//    server/secret_reader.h, as config validation reads them: one trimming
-//    rule, the same error messages.
-//  - Each tenant keeps a few idle libcurl handles so TLS connections to
-//    Treezor are reused. Certificate and key files are loaded when a new
-//    connection is made, so rotated client certificates take effect on the
-//    next new connection.
-//  - A non-empty FetchRequest.refresh_token selects the refresh_token grant
-//    (client_id + refresh_token + scope, no secret, as in Treezor's example)
-//    whatever the tenant's grant_type.
+// The parts, each in its own file: what to send (server/token_request.h:
+// the grant, the parameters, the secrets read now), how it is encoded
+// (server/token_request_body.h: form, multipart, JSON), one HTTP exchange
+// (server/http_exchange.h) on a pooled libcurl handle
+// (server/curl_handle_pool.h: idle connections to Treezor are reused). This
+// class runs a fetch, classifies the outcome and logs it.
 //
 // Thread-safety: Fetch and UpdateTenants may be called concurrently from any
 // threads. A Fetch in flight during UpdateTenants finishes with the tenant
@@ -53,7 +50,7 @@
 namespace treezor::broker {
 
 namespace internal {
-class CurlHandlePool;
+class CurlHandlePool;  // server/curl_handle_pool.h
 }  // namespace internal
 
 class TreezorOAuthClient final : public TokenFetcher {

@@ -129,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "token_type missing"},
         BadShape{"MacTokenType",
                  Body(kOpaqueToken, R"("token_type":"mac","expires_in":3600)"),
-                 "token_type \"mac\" is not Bearer"},
+                 "token_type is not Bearer"},
         BadShape{"NoExpiresIn", Body(kOpaqueToken, R"("token_type":"Bearer")"),
                  "expires_in missing or not positive"},
         BadShape{"ZeroExpiresIn",
@@ -165,6 +165,11 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // --- ParseOAuthError -------------------------------------------------------
+
+// No secret was sent: nothing to redact.
+std::optional<OAuthError> ParseOAuthError(absl::string_view body) {
+  return ParseOAuthError(body, SecretRedactor());
+}
 
 MATCHER_P2(IsOAuthError, code, description, "") {
   return arg.code == code && arg.description == description;
@@ -226,6 +231,84 @@ TEST(ParseOAuthError, TruncationNeverSplitsAUtf8Character) {
       0, error->description.size() - 3);  // without "..."
   ASSERT_EQ(text.size() % 2, 0u);
   EXPECT_EQ(text, accented.substr(0, text.size()));
+}
+
+// --- Secrets echoed by the server ------------------------------------------
+
+constexpr char kSecret[] = "Wq3rT8yU1iO5pA9sD2fG";
+
+SecretRedactor RedactorOf(absl::string_view secret) {
+  SecretRedactor redactor;
+  redactor.Add(secret);
+  return redactor;
+}
+
+void ExpectNoSixCharacterRunOf(absl::string_view secret,
+                               absl::string_view text) {
+  for (size_t i = 0; i + 6 <= secret.size(); ++i) {
+    EXPECT_THAT(std::string(text), Not(HasSubstr(secret.substr(i, 6))));
+  }
+}
+
+TEST(ParseOAuthError, SecretIsRedactedBeforeTheCut) {
+  // The old order (cut at 200, then redact the whole secret) left its first
+  // characters in the description when the cut fell inside it.
+  for (size_t at = 170; at <= 200; ++at) {
+    const std::optional<OAuthError> error = ParseOAuthError(
+        absl::StrCat(R"({"error":"invalid_client","error_description":")",
+                     std::string(at, 'x'), kSecret, R"("})"),
+        RedactorOf(kSecret));
+    ASSERT_TRUE(error.has_value());
+    ExpectNoSixCharacterRunOf(kSecret, error->description);
+    EXPECT_LE(error->description.size(), kMaxOAuthDescriptionChars);
+  }
+}
+
+TEST(ParseOAuthError, SecretIsRedactedInBothShapesAndInTheCode) {
+  const std::optional<OAuthError> rfc = ParseOAuthError(
+      absl::StrCat(R"({"error":"bad )", kSecret,
+                   R"(","error_description":"secret )", kSecret, R"( refused"})"),
+      RedactorOf(kSecret));
+  ASSERT_TRUE(rfc.has_value());
+  EXPECT_EQ(rfc->code, "bad [redacted]");
+  EXPECT_EQ(rfc->description, "secret [redacted] refused");
+
+  const std::optional<OAuthError> treezor = ParseOAuthError(
+      absl::StrCat(R"({"errors":[{"type":"invalid_client","message":")",
+                   kSecret, R"("}]})"),
+      RedactorOf(kSecret));
+  ASSERT_TRUE(treezor.has_value());
+  EXPECT_EQ(treezor->description, "[redacted]");
+}
+
+TEST(ParseOAuthError, RfcCodesAreKeptEvenWhenASecretContainsThem) {
+  const std::optional<OAuthError> error = ParseOAuthError(
+      R"({"error":"invalid_client","error_description":"no such client"})",
+      RedactorOf("fake-client-secret"));
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->code, "invalid_client");
+  EXPECT_EQ(error->description, "no such [redacted]");
+}
+
+TEST(ParseOAuthError, ReplacedControlCharacterCannotJoinPiecesOfASecret) {
+  // "abc\tdef" shares no 6-character run with "abc def"; once the tab is a
+  // space, it is the secret.
+  const std::optional<OAuthError> error = ParseOAuthError(
+      R"({"error":"invalid_client","error_description":"is abc\tdef ok"})",
+      RedactorOf("abc def"));
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->description, "is [redacted] ok");
+}
+
+TEST(IsRfc6749ErrorCode, KnowsTheSixTokenEndpointCodes) {
+  for (const char* code :
+       {"invalid_request", "invalid_client", "invalid_grant",
+        "unauthorized_client", "unsupported_grant_type", "invalid_scope"}) {
+    EXPECT_TRUE(IsRfc6749ErrorCode(code)) << code;
+  }
+  for (const char* code : {"", "Invalid_Client", "invalid_client ", "18004"}) {
+    EXPECT_FALSE(IsRfc6749ErrorCode(code)) << code;
+  }
 }
 
 TEST(ParseOAuthError, AnythingElseIsNotAnOAuthError) {

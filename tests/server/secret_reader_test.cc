@@ -145,30 +145,6 @@ TEST_F(SecretReaderTest, ClientSecretComesFromTheFileElseTheVariable) {
                        "clientSecretFile: required (or clientSecretEnv)"));
 }
 
-// --- The Secret type --------------------------------------------------------
-
-TEST(Secret, MovingLeavesTheSourceEmpty) {
-  Secret a(kSecret);
-  Secret b(std::move(a));
-  EXPECT_EQ(b.view(), kSecret);
-  EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): the contract
-  Secret c;
-  c = std::move(b);
-  EXPECT_EQ(c.view(), kSecret);
-  EXPECT_TRUE(b.empty());  // NOLINT(bugprone-use-after-move)
-}
-
-TEST(Secret, AppendGrowsAcrossManyReallocations) {
-  Secret s;
-  std::string expected;
-  for (int i = 0; i < 1000; ++i) {
-    const std::string chunk = absl::StrCat(i, ",");
-    s.Append(chunk);
-    expected += chunk;
-  }
-  EXPECT_EQ(s.view(), expected);
-}
-
 TEST_F(SecretReaderTest, WholeFileIsReadBeyondOneBuffer) {
   const std::string big(10'000, 'k');
   ASSERT_OK_AND_ASSIGN(Secret content, ReadWholeFile(File("big", big)));

@@ -10,14 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/sync.h"
 #include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/logging.h"
+#include "server/oauth_response.h"
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fake_treezor.h"
@@ -27,6 +31,7 @@
 namespace treezor::broker {
 namespace {
 
+using ::testing::_;
 using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
@@ -467,6 +472,264 @@ TEST_F(TreezorOAuthClientTest, MissingSecretIsFailedPreconditionNamingTheSource)
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("TZB_TEST_UNSET_VARIABLE")));
   EXPECT_EQ(treezor_->request_count(), 0);
+}
+
+// --- No part of a secret leaves (issue 10 item 7) ---------------------------
+//
+// Treezor (or something in front of it) quoting what it was sent: the secret
+// in full, near the 200-character cut, URL-encoded, JSON-escaped, in part, as
+// the error code. Callers get only the OAuth error code and the HTTP status;
+// the free text reaches the request's log line, redacted and bounded; no
+// 6-character run of the secret appears in either.
+
+// Has characters every encoding changes: space, + / = & " \ # % ~ and é.
+constexpr char kEchoedSecret[] = "Qz7+Vm/Kp&Lw=\"Tn\\Hx Rb#Jd%Fy~Gc\xc3\xa9Uo4";
+constexpr size_t kRun = 6;
+
+std::string PercentEncode(absl::string_view s, bool lower_hex,
+                          bool plus_for_space) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' ||
+        c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else if (c == ' ' && plus_for_space) {
+      out.push_back('+');
+    } else {
+      absl::StrAppendFormat(&out, lower_hex ? "%%%02x" : "%%%02X", c);
+    }
+  }
+  return out;
+}
+
+// `s` as a JSON string's content (no quotes), as the logger writes it.
+std::string JsonEscaped(absl::string_view s) {
+  std::string quoted;
+  internal::AppendJsonString(s, &quoted);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+// PHP's json_encode default: also "\/" and every non-ASCII character as
+// \uXXXX (Treezor's API is PHP).
+std::string PhpJsonEscaped(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '/') {
+      out += "\\/";
+    } else if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == 0xc3 && i + 1 < s.size()) {  // 2-byte Latin-1 range
+      absl::StrAppendFormat(&out, "\\u%04x",
+                            ((c & 0x1f) << 6) | (s[++i] & 0x3f));
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+// Fails when `text` holds a run of kRun characters of `secret` in any form
+// it may take on the way out (raw, JSON-escaped as log lines escape it,
+// URL-encoded).
+void ExpectNoRunOf(absl::string_view secret, absl::string_view text,
+                   absl::string_view where) {
+  for (const std::string& form :
+       {std::string(secret), JsonEscaped(secret),
+        PercentEncode(secret, false, false)}) {
+    for (size_t i = 0; i + kRun <= form.size(); ++i) {
+      const absl::string_view run = absl::string_view(form).substr(i, kRun);
+      EXPECT_FALSE(absl::StrContains(text, run))
+          << where << " contains \"" << run << "\" of the secret: " << text;
+    }
+  }
+}
+
+struct EchoCase {
+  const char* name;
+  const char* request_encoding;
+  // Builds the description (and, if set, the code) from the request.
+  FakeTreezor::Echo description;
+  FakeTreezor::Echo code = nullptr;
+  int http_status = 401;
+  bool treezor_shape = false;
+};
+
+void PrintTo(const EchoCase& c, std::ostream* os) { *os << c.name; }
+
+std::string Secret(const FakeTreezor::EchoInput& in) {
+  return in.params.at("client_secret");
+}
+
+class TreezorOAuthClientEchoTest
+    : public TreezorOAuthClientTest,
+      public ::testing::WithParamInterface<EchoCase> {};
+
+TEST_P(TreezorOAuthClientEchoTest, NoRunOfTheSecretInTheStatusOrTheLog) {
+  WriteFile(secret_file(), absl::StrCat(kEchoedSecret, "\n"));
+  FakeTreezor::Fault fault = FakeTreezor::Fault::EchoRequest(
+      GetParam().description, GetParam().code, GetParam().http_status);
+  fault.treezor_shape = GetParam().treezor_shape;
+  treezor_->PushFault(fault);
+  LogCapture logs;
+  auto client = Client(Tenant(GetParam().request_encoding));
+  const FetchResult result = client->Fetch(Request());
+
+  ASSERT_FALSE(result.token.ok());
+  ASSERT_EQ(LastReceived().params.at("client_secret"), kEchoedSecret);
+  const std::string message(result.token.status().message());
+  ExpectNoRunOf(kEchoedSecret, message, "the status message");
+  const std::vector<std::string> lines = logs.lines();
+  ASSERT_EQ(lines.size(), 1u);
+  ExpectNoRunOf(kEchoedSecret, lines[0], "the log line");
+  // What was there to redact reached the log line, marked (the marker
+  // itself may be cut at the bound: "[redac...").
+  EXPECT_THAT(lines[0], HasSubstr("[re"));
+  if (GetParam().http_status < 500) {  // 400, 401: a refusal
+    EXPECT_THAT(result.token,
+                StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  } else {
+    EXPECT_THAT(result.token, StatusIs(absl::StatusCode::kUnavailable, _));
+  }
+}
+
+// The cut at kMaxOAuthDescriptionChars (200, "..." included) falls inside
+// the secret.
+std::string NearTheCut(size_t filler) {
+  return absl::StrCat(std::string(filler, 'x'), " ", kEchoedSecret, " end");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Echoes, TreezorOAuthClientEchoTest,
+    ::testing::Values(
+        EchoCase{"InFull", "",
+                 [](const FakeTreezor::EchoInput& in) {
+                   return absl::StrCat("bad client_secret ", Secret(in));
+                 }},
+        EchoCase{"NearTheCutAt185", "",
+                 [](const FakeTreezor::EchoInput&) { return NearTheCut(185); }},
+        EchoCase{"NearTheCutAt190", "",
+                 [](const FakeTreezor::EchoInput&) { return NearTheCut(190); }},
+        EchoCase{"NearTheCutAt193", "",
+                 [](const FakeTreezor::EchoInput&) { return NearTheCut(193); }},
+        EchoCase{"FormBodyAsSent", "form",
+                 [](const FakeTreezor::EchoInput& in) { return in.raw_body; }},
+        EchoCase{"UrlEncodedLowerHexAndPlus", "",
+                 [](const FakeTreezor::EchoInput& in) {
+                   return PercentEncode(Secret(in), true, true);
+                 }},
+        EchoCase{"JsonBodyAsSent", "json",
+                 [](const FakeTreezor::EchoInput& in) { return in.raw_body; }},
+        EchoCase{"JsonEscaped", "",
+                 [](const FakeTreezor::EchoInput& in) {
+                   return absl::StrCat("got \"", JsonEscaped(Secret(in)), "\"");
+                 }},
+        EchoCase{"PhpJsonEscaped", "",
+                 [](const FakeTreezor::EchoInput& in) {
+                   return PhpJsonEscaped(Secret(in));
+                 }},
+        // (httplib hands multipart bodies over parsed: the part, rebuilt.)
+        EchoCase{"MultipartPartQuoted", "multipart",
+                 [](const FakeTreezor::EchoInput& in) {
+                   return absl::StrCat(
+                       "Content-Disposition: form-data; "
+                       "name=\"client_secret\"\r\n\r\n",
+                       Secret(in), "\r\n");
+                 }},
+        EchoCase{"InParts", "",
+                 [](const FakeTreezor::EchoInput& in) {
+                   return absl::StrCat("starts ", Secret(in).substr(0, 6),
+                                       ", then ", Secret(in).substr(9, 12),
+                                       ", ends ", Secret(in).substr(26));
+                 }},
+        EchoCase{"AsTheErrorCode", "",
+                 [](const FakeTreezor::EchoInput&) { return std::string(); },
+                 [](const FakeTreezor::EchoInput& in) { return Secret(in); }},
+        EchoCase{"InTreezorsShape", "",
+                 [](const FakeTreezor::EchoInput& in) { return Secret(in); },
+                 nullptr, 400, /*treezor_shape=*/true},
+        EchoCase{"WithAServerError", "",
+                 [](const FakeTreezor::EchoInput& in) { return Secret(in); },
+                 nullptr, 503}),
+    [](const ::testing::TestParamInfo<EchoCase>& info) {
+      return info.param.name;
+    });
+
+TEST_F(TreezorOAuthClientTest, RefusalTellsCallersOnlyTheCodeAndHttpStatus) {
+  treezor_->PushFault(FakeTreezor::Fault::EchoRequest(
+      [](const FakeTreezor::EchoInput&) {
+        return std::string("Client authentication failed");
+      }));
+  LogCapture logs;
+  auto client = Client(Tenant());
+  EXPECT_THAT(client->Fetch(Request()).token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: Treezor refused the credentials: "
+                       "invalid_client (HTTP 401)"));
+  // The free text is for the operator, in the request's log line.
+  EXPECT_THAT(logs.all(),
+              AllOf(HasSubstr(R"("oauth_error":"invalid_client")"),
+                    HasSubstr(R"("oauth_error_description":"Client )"
+                              R"(authentication failed")")));
+}
+
+TEST_F(TreezorOAuthClientTest, LoggedDescriptionIsBounded) {
+  treezor_->PushFault(FakeTreezor::Fault::EchoRequest(
+      [](const FakeTreezor::EchoInput&) { return std::string(5000, 'd'); }));
+  LogCapture logs;
+  auto client = Client(Tenant());
+  ASSERT_FALSE(client->Fetch(Request()).token.ok());
+  const std::vector<std::string> lines = logs.lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], HasSubstr(std::string(kMaxOAuthDescriptionChars - 3,
+                                              'd') + "...\""));
+  EXPECT_THAT(lines[0], Not(HasSubstr(std::string(kMaxOAuthDescriptionChars,
+                                                  'd'))));
+}
+
+TEST_F(TreezorOAuthClientTest, EchoedPasswordNeverLeaves) {
+  treezor_->PushFault(FakeTreezor::Fault::EchoRequest(
+      [](const FakeTreezor::EchoInput& in) {
+        return absl::StrCat("user ", in.params.at("username"), " password ",
+                            in.params.at("password"), " body ", in.raw_body);
+      },
+      nullptr, 400));
+  LogCapture logs;
+  auto client = Client(PasswordTenant());
+  const FetchResult result = client->Fetch(Request());
+  ASSERT_FALSE(result.token.ok());
+  ExpectNoRunOf(kPassword, result.token.status().message(), "the status");
+  ExpectNoRunOf(kPassword, logs.all(), "the log");
+}
+
+TEST_F(TreezorOAuthClientTest, EchoedRefreshTokenNeverLeaves) {
+  auto client = Client(PasswordTenant());
+  const FetchResult first = client->Fetch(Request());
+  ASSERT_OK(first.token);
+  const std::string refresh_token = first.token->refresh_token;
+  treezor_->PushFault(FakeTreezor::Fault::EchoRequest(
+      [](const FakeTreezor::EchoInput& in) {
+        const std::string token = in.params.at("refresh_token");
+        return absl::StrCat("refresh token ", token, " (",
+                            token.substr(token.size() / 2), ") is invalid");
+      },
+      [](const FakeTreezor::EchoInput&) { return std::string("invalid_grant"); },
+      400));
+  LogCapture logs;
+  const FetchResult refreshed = client->Fetch(Request(refresh_token));
+  EXPECT_THAT(refreshed.token,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "tenant acme: Treezor refused the refresh token: "
+                       "invalid_grant (HTTP 400)"));
+  EXPECT_TRUE(refreshed.refresh_token_rejected);
+  // The double's refresh tokens are "fake-refresh-<random id>": the id is
+  // what must not leave ("refresh" is in the status message's own words).
+  const absl::string_view id =
+      absl::StripPrefix(refresh_token, "fake-refresh-");
+  ASSERT_NE(id, refresh_token);
+  ExpectNoRunOf(id, refreshed.token.status().message(), "the status");
+  ExpectNoRunOf(id, logs.all(), "the log");
 }
 
 // --- Password grant and refresh tokens -------------------------------------

@@ -413,6 +413,8 @@ const char* FaultName(FakeTreezor::Fault::Kind kind) {
       return "bad_token_type";
     case Fault::kZeroExpiresIn:
       return "zero_expires_in";
+    case Fault::kEchoRequest:
+      return "echo_request";
   }
   return "unknown";
 }
@@ -464,6 +466,16 @@ FakeTreezor::Fault FakeTreezor::Fault::Hang(absl::Duration at_most,
 FakeTreezor::Fault FakeTreezor::Fault::Of(Kind kind) {
   Fault fault;
   fault.kind = kind;
+  return fault;
+}
+
+FakeTreezor::Fault FakeTreezor::Fault::EchoRequest(Echo description, Echo code,
+                                                   int http_status) {
+  Fault fault;
+  fault.kind = kEchoRequest;
+  fault.http_status = http_status;
+  fault.echo_description = std::move(description);
+  fault.echo_code = std::move(code);
   return fault;
 }
 
@@ -592,7 +604,7 @@ void FakeTreezor::HandleToken(const httplib::Request& req,
   }
   const size_t index = Admit(std::move(received));
   WaitAtGate();
-  const Reply reply = Respond(params, TakeFault());
+  const Reply reply = Respond(params, req.body, TakeFault());
   const ReceivedRequest answered = Finish(index, reply);
   if (reply.drop) {
     DropConnection(req);
@@ -643,14 +655,16 @@ void FakeTreezor::Hang(absl::Duration at_most) {
 }
 
 FakeTreezor::Reply FakeTreezor::Respond(const absl::StatusOr<Params>& params,
+                                        absl::string_view raw_body,
                                         const std::optional<Fault>& fault) {
   if (fault.has_value() && fault->kind != Fault::kHang) {
-    return FaultReply(*fault);
+    EchoInput request{params.ok() ? *params : Params(), std::string(raw_body)};
+    return FaultReply(*fault, request);
   }
   if (fault.has_value()) {
     Hang(fault->hang);
     if (fault->drop_after_hang) {
-      return FaultReply(Fault::Of(Fault::kDropConnection));
+      return FaultReply(Fault::Of(Fault::kDropConnection), {});
     }
   }
   if (!params.ok()) {
@@ -659,7 +673,8 @@ FakeTreezor::Reply FakeTreezor::Respond(const absl::StatusOr<Params>& params,
   return Grant(*params);
 }
 
-FakeTreezor::Reply FakeTreezor::FaultReply(const Fault& fault) {
+FakeTreezor::Reply FakeTreezor::FaultReply(const Fault& fault,
+                                           const EchoInput& request) {
   Reply reply;
   switch (fault.kind) {
     case Fault::kHttpStatus:
@@ -688,6 +703,23 @@ FakeTreezor::Reply FakeTreezor::FaultReply(const Fault& fault) {
     case Fault::kTreezorErrorShape:
       reply = TreezorError();
       break;
+    case Fault::kEchoRequest: {
+      const std::string code = fault.echo_code ? fault.echo_code(request)
+                                               : std::string("invalid_client");
+      const std::string description =
+          fault.echo_description ? fault.echo_description(request) : "";
+      if (fault.treezor_shape) {
+        reply.status = fault.http_status;
+        const std::string error = JsonObject()
+                                      .Add("type", code)
+                                      .Add("message", description)
+                                      .Build();
+        reply.body = JsonObject().AddRaw("errors", "[" + error + "]").Build();
+      } else {
+        reply = OAuthError(fault.http_status, code, description);
+      }
+      break;
+    }
     case Fault::kBadTokenType:
     case Fault::kZeroExpiresIn: {
       MutexLock lock(&mu_);

@@ -94,6 +94,13 @@ struct ReceivedRequest {
 
 class FakeTreezor {
  public:
+  // What a kEchoRequest fault may quote back: the request as sent.
+  struct EchoInput {
+    std::map<std::string, std::string> params;  // decoded body fields
+    std::string raw_body;                       // the bytes on the wire
+  };
+  using Echo = std::function<std::string(const EchoInput&)>;
+
   struct Fault {
     enum Kind {
       kHttpStatus,         // `http_status` (500, 502, 503, 504...), text body
@@ -107,18 +114,30 @@ class FakeTreezor {
       kTreezorErrorShape,  // 400 {"errors":[{"type":"invalid_request",...}]}
       kBadTokenType,       // 200, a token with "token_type":"MAC"
       kZeroExpiresIn,      // 200, a token with "expires_in":0
+      kEchoRequest,        // `http_status` with an OAuth error whose code
+                           // and description quote the request (a server
+                           // that echoes the secret it was sent)
     };
     Kind kind = kHttpStatus;
     int http_status = 503;
     int retry_after_seconds = 1;
     absl::Duration hang = absl::InfiniteDuration();
     bool drop_after_hang = false;
+    // kEchoRequest: the error's description and code (null: "invalid_client"),
+    // in RFC 6749's shape, or Treezor's ({"errors":[{"type": code,
+    // "message": description}]}) when `treezor_shape`.
+    Echo echo_description;
+    Echo echo_code;
+    bool treezor_shape = false;
 
     static Fault Status(int http_status);
     static Fault TooManyRequests(int retry_after_seconds);
     static Fault Hang(absl::Duration at_most = absl::InfiniteDuration(),
                       bool then_drop = false);
     static Fault Of(Kind kind);
+    // kEchoRequest answered with `http_status` (401 by default).
+    static Fault EchoRequest(Echo description, Echo code = nullptr,
+                             int http_status = 401);
   };
 
   struct Options {
@@ -233,8 +252,10 @@ class FakeTreezor {
   // Returns when the hang ends.
   void Hang(absl::Duration at_most) ABSL_LOCKS_EXCLUDED(mu_);
   Reply Respond(const absl::StatusOr<Params>& params,
-                const std::optional<Fault>& fault) ABSL_LOCKS_EXCLUDED(mu_);
-  Reply FaultReply(const Fault& fault) ABSL_LOCKS_EXCLUDED(mu_);
+                absl::string_view raw_body, const std::optional<Fault>& fault)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  Reply FaultReply(const Fault& fault, const EchoInput& request)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Reply Grant(const Params& params) ABSL_LOCKS_EXCLUDED(mu_);
   Reply ClientCredentialsGrantLocked(const Params& params)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
