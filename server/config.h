@@ -6,7 +6,9 @@
 //   settings_resolver.h  ResolveSettings: the effective settings, defaults
 //                        filled in (server/settings.h, where every default is)
 //
-//   absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path);
+//   std::vector<ConfigWarning> warnings;
+//   absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path, &warnings);
+//   for (const ConfigWarning& w : warnings) Log(w);  // accepted, worth saying
 //   if (!config.ok()) return config.status();   // every problem, one a line
 //   BrokerSettings settings = ResolveSettings(*config);
 //
@@ -23,10 +25,12 @@
 #define TREEZOR_BROKER_SERVER_CONFIG_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/config_parser.h"
 #include "server/config_validator.h"
+#include "server/config_warning.h"
 #include "server/settings_resolver.h"
 #include "treezor/broker/v1/config.pb.h"
 
@@ -34,8 +38,13 @@ namespace treezor::broker {
 
 // Reads, parses and validates `path`. A read error is NOT_FOUND /
 // PERMISSION_DENIED / INVALID_ARGUMENT naming the path; every parse or
-// validation problem starts with the path.
-absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path);
+// validation problem starts with the path. A config file that its group or
+// others may write is refused: whoever can write it decides who gets tokens.
+// When `warnings` is not null it is set to the validation's warnings (none
+// when the file cannot be read or parsed), whether the config is refused or
+// not.
+absl::StatusOr<v1::BrokerConfig> LoadConfigFile(
+    const std::string& path, std::vector<ConfigWarning>* warnings = nullptr);
 
 }  // namespace treezor::broker
 

@@ -20,6 +20,11 @@ void ConfigProblems::AddWithin(absl::string_view parent,
   }
 }
 
+void ConfigProblems::AddWarning(absl::string_view path,
+                                absl::string_view warning) {
+  warnings_.push_back(ConfigWarning{std::string(path), std::string(warning)});
+}
+
 absl::Status ConfigProblems::ToStatus(absl::string_view source) const {
   if (lines_.empty()) return absl::OkStatus();
   std::string message;

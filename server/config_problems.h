@@ -1,8 +1,9 @@
-// What config parsing and validation found wrong, each problem naming its
+// What config parsing and validation found wrong — problems, which refuse the
+// config, and warnings (config_warning.h), which do not — each naming its
 // JSON field path in lowerCamelCase (what the user wrote), e.g.
 //   tenants[1].upstreamTls: unknown field "crtFile"
-// and the helpers that build those paths. Every problem is collected, so the
-// user sees them all at once, one a line.
+// and the helpers that build those paths. Everything is collected, so the
+// user sees every problem at once, one a line.
 //
 //   internal::ConfigProblems problems;
 //   problems.Add(internal::Field(internal::Index("tenants", 0), "clientId"),
@@ -20,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/config_warning.h"
 
 namespace treezor::broker::internal {
 
@@ -37,13 +39,19 @@ class ConfigProblems {
   // (the secret reader's "clientSecretFile: ...").
   void AddWithin(absl::string_view parent, const absl::Status& status);
 
+  // Accepted, but worth saying: see config_warning.h.
+  void AddWarning(absl::string_view path, absl::string_view warning);
+
+  // True if no problem was found (warnings do not count).
   bool empty() const { return lines_.empty(); }
+  const std::vector<ConfigWarning>& warnings() const { return warnings_; }
 
   // INVALID_ARGUMENT, each line prefixed with "<source>: "; OK when empty.
   absl::Status ToStatus(absl::string_view source) const;
 
  private:
   std::vector<std::string> lines_;
+  std::vector<ConfigWarning> warnings_;
 };
 
 // "parent.name", or "name" at the top level.

@@ -14,9 +14,11 @@
 
 namespace treezor::broker {
 
-absl::Status ValidateConfig(const v1::BrokerConfig& config) {
+absl::Status ValidateConfig(const v1::BrokerConfig& config,
+                            std::vector<ConfigWarning>* warnings) {
   internal::ConfigProblems problems;
   internal::ValidateAllSections(config, problems);
+  if (warnings != nullptr) *warnings = problems.warnings();
   return problems.ToStatus(internal::kConfigSource);
 }
 
@@ -73,9 +75,12 @@ void ValidateListenAddresses(const v1::BrokerConfig& config,
 void ValidateServerTls(const v1::BrokerConfig& config,
                        ConfigProblems& problems) {
   const v1::ServerTls& tls = config.server_tls();
-  RequireFile("serverTls.certFile", tls.cert_file(), problems);
-  RequireFile("serverTls.keyFile", tls.key_file(), problems);
-  RequireFile("serverTls.clientCaFile", tls.client_ca_file(), problems);
+  RequireFile("serverTls.certFile", tls.cert_file(), FileKind::kPublic,
+              problems);
+  RequireFile("serverTls.keyFile", tls.key_file(), FileKind::kPrivate,
+              problems);
+  RequireFile("serverTls.clientCaFile", tls.client_ca_file(),
+              FileKind::kPublic, problems);
   if (tls.has_refresh_interval()) {
     RequirePositive("serverTls.refreshInterval", tls.refresh_interval(),
                     problems);

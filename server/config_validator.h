@@ -2,9 +2,13 @@
 // docs/CONFIG.md): required fields, shapes and ranges, cross references, and
 // that the files named are readable and secret files / variables non-empty.
 //
-//   absl::Status status = ValidateConfig(config);
+//   std::vector<ConfigWarning> warnings;
+//   absl::Status status = ValidateConfig(config, &warnings);
 //   // INVALID_ARGUMENT, one problem a line:
 //   //   config: tenants[0].clientSecretFile: cannot read "/run/s/x": ...
+//
+// Problems refuse the config; warnings (config_warning.h) accept it but are
+// worth an operator's attention.
 //
 // Every problem is reported, each naming its JSON field path; messages name
 // secret files and variables, never their content. Cross-field rules compare
@@ -20,15 +24,20 @@
 #ifndef TREEZOR_BROKER_SERVER_CONFIG_VALIDATOR_H_
 #define TREEZOR_BROKER_SERVER_CONFIG_VALIDATOR_H_
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "server/config_problems.h"
+#include "server/config_warning.h"
 #include "treezor/broker/v1/config.pb.h"
 
 namespace treezor::broker {
 
 // OK, or INVALID_ARGUMENT listing every problem found, one a line, each
-// starting with "config: ".
-absl::Status ValidateConfig(const v1::BrokerConfig& config);
+// starting with "config: ". When `warnings` is not null it is set to the
+// warnings found, whether the config is refused or not.
+absl::Status ValidateConfig(const v1::BrokerConfig& config,
+                            std::vector<ConfigWarning>* warnings = nullptr);
 
 namespace internal {
 

@@ -7,6 +7,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/base_url.h"
@@ -36,12 +37,25 @@ bool IsEnvVarName(absl::string_view name) {
   });
 }
 
-// A secret of tenant `path`, read exactly as a token request reads it
-// (server/secret_reader.h); its message names the field.
-void RequireSecret(const std::string& path,
-                   const absl::StatusOr<Secret>& secret,
+// A secret of tenant `path`, named by `field` (its file, empty when the
+// secret comes from elsewhere or is missing): the file's path must be
+// absolute; the secret is read exactly as a token request reads it
+// (server/secret_reader.h, whose messages name the field); the file must be
+// private.
+void RequireSecret(const std::string& path, absl::string_view field,
+                   const std::string& file,
+                   absl::FunctionRef<absl::StatusOr<Secret>()> read,
                    ConfigProblems& problems) {
+  if (!file.empty() &&
+      !RequireAbsolutePath(Field(path, field), file, problems)) {
+    return;
+  }
+  const absl::StatusOr<Secret> secret = read();
   problems.AddWithin(path, secret.status());
+  if (secret.ok() && !file.empty()) {
+    CheckFilePermissions(Field(path, field), file, FileKind::kPrivate,
+                         problems);
+  }
 }
 
 void ValidateTenant(const v1::Tenant& t, const std::string& path,
@@ -75,14 +89,22 @@ void ValidateTenant(const v1::Tenant& t, const std::string& path,
   } else {
     // Also "clientSecretFile: required (or clientSecretEnv)" when neither
     // is set.
-    RequireSecret(path, ReadClientSecret(t), problems);
+    RequireSecret(path, "clientSecretFile", t.client_secret_file(),
+                  [&] { return ReadClientSecret(t); }, problems);
   }
 
   if (t.grant_type() == "password") {
-    RequireSecret(path, ReadSecretFile("usernameFile", t.username_file()),
-                  problems);
-    RequireSecret(path, ReadSecretFile("passwordFile", t.password_file()),
-                  problems);
+    for (const auto& [field, file] :
+         {std::pair<const char*, const std::string&>{"usernameFile",
+                                                     t.username_file()},
+          std::pair<const char*, const std::string&>{"passwordFile",
+                                                     t.password_file()}}) {
+      RequireSecret(path, field, file,
+                    [&, field = field, &file = file] {
+                      return ReadSecretFile(field, file);
+                    },
+                    problems);
+    }
   } else if (known_grant) {
     for (const auto& [name, value] :
          {std::pair<const char*, const std::string&>{"usernameFile",
@@ -113,16 +135,19 @@ void ValidateTenant(const v1::Tenant& t, const std::string& path,
     problems.Add(Field(tls, "certFile"),
                  "required (Treezor requires mutual TLS)");
   } else {
-    RequireFile(Field(tls, "certFile"), t.upstream_tls().cert_file(), problems);
+    RequireFile(Field(tls, "certFile"), t.upstream_tls().cert_file(),
+                FileKind::kPublic, problems);
   }
   if (t.upstream_tls().key_file().empty()) {
     problems.Add(Field(tls, "keyFile"),
                  "required (Treezor requires mutual TLS)");
   } else {
-    RequireFile(Field(tls, "keyFile"), t.upstream_tls().key_file(), problems);
+    RequireFile(Field(tls, "keyFile"), t.upstream_tls().key_file(),
+                FileKind::kPrivate, problems);
   }
   if (!t.upstream_tls().ca_file().empty()) {
-    RequireFile(Field(tls, "caFile"), t.upstream_tls().ca_file(), problems);
+    RequireFile(Field(tls, "caFile"), t.upstream_tls().ca_file(),
+                FileKind::kPublic, problems);
   }
 
   const std::string& encoding = t.request_encoding();

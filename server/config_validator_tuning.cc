@@ -5,23 +5,41 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/config_field_checks.h"
 #include "server/settings.h"
 #include "server/settings_resolver.h"
 
 namespace treezor::broker::internal {
+namespace {
+
+// The longest a request to Treezor may take: beyond it a caller waiting for a
+// cold token has long given up, and a hung connection holds a worker.
+constexpr absl::Duration kMaxRequestTimeout = absl::Seconds(120);
+
+// Where a cross-field rule of `section` is broken: the field the user wrote
+// (`first` when it is set, else `second`).
+std::string Blame(absl::string_view section, bool first_set,
+                  absl::string_view first, absl::string_view second) {
+  return absl::StrCat(section, ".", first_set ? first : second);
+}
+
+// A value in a cross-field message, saying when it is the default.
+template <typename T>
+std::string Shown(bool set, const T& value) {
+  return absl::StrCat(value, set ? "" : ", the default");
+}
+
+}  // namespace
 
 void ValidateRenewal(const v1::BrokerConfig& config, ConfigProblems& problems) {
   const v1::Renewal& r = config.renewal();
   const RenewalSettings s = ResolveSettings(config).renewal;
-  // Where a cross-field rule is broken: the field the user wrote.
   auto either = [](bool first_set, const char* first, const char* second) {
-    return absl::StrCat("renewal.", first_set ? first : second);
+    return Blame("renewal", first_set, first, second);
   };
-  auto shown = [](bool set, auto value) {
-    return absl::StrCat(value, set ? "" : ", the default");
-  };
+  auto shown = [](bool set, auto value) { return Shown(set, value); };
 
   if (r.has_renew_remaining_fraction() &&
       !(s.renew_remaining_fraction > 0 && s.renew_remaining_fraction < 1)) {
@@ -93,6 +111,30 @@ void ValidateUpstream(const v1::BrokerConfig& config,
   }
   if (u.has_request_timeout()) {
     RequirePositive("upstream.requestTimeout", u.request_timeout(), problems);
+  }
+  const UpstreamSettings s = ResolveSettings(config).upstream;
+  if (s.connect_timeout <= absl::ZeroDuration() ||
+      s.request_timeout <= absl::ZeroDuration()) {
+    return;  // said above
+  }
+  if (s.connect_timeout > s.request_timeout) {
+    problems.Add(
+        Blame("upstream", u.has_connect_timeout(), "connectTimeout",
+              "requestTimeout"),
+        absl::StrCat("connectTimeout (",
+                     Shown(u.has_connect_timeout(),
+                           absl::FormatDuration(s.connect_timeout)),
+                     ") must not exceed requestTimeout (",
+                     Shown(u.has_request_timeout(),
+                           absl::FormatDuration(s.request_timeout)),
+                     "): the request includes the connection"));
+  }
+  if (s.request_timeout > kMaxRequestTimeout) {
+    problems.Add("upstream.requestTimeout",
+                 absl::StrCat("must be at most ",
+                              absl::FormatDuration(kMaxRequestTimeout),
+                              ", got ",
+                              absl::FormatDuration(s.request_timeout)));
   }
 }
 

@@ -155,6 +155,28 @@ class ConfigFixture : public ::testing::Test {
                 ::testing::Not(::testing::HasSubstr(kSecret)));
   }
 
+  // The config is accepted, with one warning about each of `fields` (in
+  // that order), each saying `detail`.
+  static void ExpectWarningsAt(const v1::BrokerConfig& config,
+                               const std::vector<std::string>& fields,
+                               const std::string& detail = "") {
+    std::vector<ConfigWarning> warnings;
+    ASSERT_OK(ValidateConfig(config, &warnings));
+    std::vector<std::string> warned;
+    for (const ConfigWarning& warning : warnings) {
+      warned.push_back(warning.field);
+      EXPECT_THAT(warning.message, ::testing::HasSubstr(detail));
+      EXPECT_THAT(warning.message,
+                  ::testing::Not(::testing::HasSubstr(kSecret)));
+    }
+    EXPECT_THAT(warned, ::testing::ElementsAreArray(fields));
+  }
+
+  // Sets the permissions of the fixture's file `name`.
+  void Chmod(const std::string& name, mode_t mode) const {
+    ASSERT_EQ(::chmod(dir_.File(name).c_str(), mode), 0) << name;
+  }
+
   TempDir dir_;
 };
 

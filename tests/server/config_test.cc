@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -58,6 +59,40 @@ TEST_F(ConfigTest, ExampleConfigInTheRepositoryParses) {
   std::string json((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
   EXPECT_OK(ParseConfigJson(json));
+}
+
+TEST_F(ConfigTest, LoadConfigFileReportsWarnings) {
+  Chmod("acme.secret", 0644);
+  WriteFile(dir_.File("broker.json"), GoodJson(), 0644);
+  std::vector<ConfigWarning> warnings;
+  ASSERT_OK(LoadConfigFile(dir_.File("broker.json"), &warnings));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].field, "tenants[0].clientSecretFile");
+  EXPECT_THAT(warnings[0].message, HasSubstr("is readable by others"));
+}
+
+TEST_F(ConfigTest, LoadConfigFileClearsWarningsItCannotLookFor) {
+  std::vector<ConfigWarning> warnings = {{"stale", "from an earlier call"}};
+  EXPECT_THAT(LoadConfigFile(dir_.File("nope.json"), &warnings),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope.json")));
+  EXPECT_THAT(warnings, ::testing::IsEmpty());
+}
+
+// Whoever can write the config decides who gets tokens.
+TEST_F(ConfigTest, LoadConfigFileRefusesAConfigOthersMayWrite) {
+  WriteFile(dir_.File("broker.json"), GoodJson(), 0666);
+  absl::StatusOr<v1::BrokerConfig> loaded =
+      LoadConfigFile(dir_.File("broker.json"));
+  EXPECT_THAT(loaded, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr("may be written by its group or "
+                                         "others (mode 0666)")));
+  EXPECT_THAT(Lines(loaded.status()),
+              ElementsAre(::testing::StartsWith(dir_.File("broker.json"))));
+  // And with parse errors, every problem still comes at once.
+  WriteFile(dir_.File("broker.json"), "{\"bogus\": 1}", 0620);
+  EXPECT_THAT(Lines(LoadConfigFile(dir_.File("broker.json")).status()),
+              ElementsAre(HasSubstr("(mode 0620)"),
+                          HasSubstr("unknown field \"bogus\"")));
 }
 
 }  // namespace

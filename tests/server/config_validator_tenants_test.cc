@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,9 @@ namespace treezor::broker {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
 using ::treezor::broker::testing::ConfigFixture;
 using ::treezor::broker::testing::kSecret;
 using ::treezor::broker::testing::Lines;
@@ -278,6 +282,85 @@ TEST_F(TenantValidationTest, RequestEncodingMustBeKnown) {
   v1::BrokerConfig config = Good();
   config.mutable_tenants(0)->set_request_encoding("xml");
   ExpectOnlyProblemAt(config, "tenants[0].requestEncoding", "\"xml\"");
+}
+
+// --- Files: absolute paths and permissions (issue 10 item 9) -------------
+
+TEST_F(TenantValidationTest, SecretFilePathsMustBeAbsolute) {
+  v1::BrokerConfig config = Good();
+  config.mutable_tenants(0)->set_client_secret_file("acme.secret");
+  ExpectOnlyProblemAt(config, "tenants[0].clientSecretFile",
+                      "\"acme.secret\" must be an absolute path");
+  config = Good();
+  config.mutable_tenants(1)->set_username_file("./beta.user");
+  ExpectOnlyProblemAt(config, "tenants[1].usernameFile",
+                      "\"./beta.user\" must be an absolute path");
+  config = Good();
+  config.mutable_tenants(1)->set_password_file("~/beta.password");
+  ExpectOnlyProblemAt(config, "tenants[1].passwordFile",
+                      "must be an absolute path");
+}
+
+TEST_F(TenantValidationTest, UpstreamTlsPathsMustBeAbsolute) {
+  using Setter = void (v1::UpstreamTls::*)(const std::string&);
+  for (const auto& [setter, path] :
+       std::vector<std::pair<Setter, std::string>>{
+           {&v1::UpstreamTls::set_cert_file, "tenants[0].upstreamTls.certFile"},
+           {&v1::UpstreamTls::set_key_file, "tenants[0].upstreamTls.keyFile"},
+           {&v1::UpstreamTls::set_ca_file, "tenants[0].upstreamTls.caFile"}}) {
+    SCOPED_TRACE(path);
+    v1::BrokerConfig config = Good();
+    (config.mutable_tenants(0)->mutable_upstream_tls()->*setter)("treezor.pem");
+    ExpectOnlyProblemAt(config, path, "must be an absolute path");
+  }
+}
+
+TEST_F(TenantValidationTest, SecretFileWritableByGroupIsRefused) {
+  Chmod("acme.secret", 0660);
+  ExpectOnlyProblemAt(Good(), "tenants[0].clientSecretFile",
+                      absl::StrCat("\"", dir_.File("acme.secret"),
+                                   "\" may be written by its group or others "
+                                   "(mode 0660)"));
+}
+
+TEST_F(TenantValidationTest, PasswordFilesWritableByOthersAreRefused) {
+  Chmod("beta.user", 0602);
+  Chmod("beta.password", 0666);
+  absl::Status status = ValidateConfig(Good());
+  EXPECT_THAT(Lines(status),
+              ElementsAre(StartsWith("config: tenants[1].usernameFile: "),
+                          StartsWith("config: tenants[1].passwordFile: ")));
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr(kSecret)));
+}
+
+TEST_F(TenantValidationTest, UpstreamKeyWritableByGroupIsRefused) {
+  Chmod("acme.key", 0620);
+  ExpectOnlyProblemAt(Good(), "tenants[0].upstreamTls.keyFile", "(mode 0620)");
+}
+
+TEST_F(TenantValidationTest, UpstreamCaWritableByOthersIsRefused) {
+  // Whoever can write it can make the broker send its secret to them.
+  Chmod("treezor-ca.crt", 0646);
+  ExpectOnlyProblemAt(Good(), "tenants[0].upstreamTls.caFile", "(mode 0646)");
+}
+
+TEST_F(TenantValidationTest, SecretFilesReadableByOthersAreWarnings) {
+  Chmod("acme.secret", 0644);
+  Chmod("beta.password", 0604);
+  Chmod("beta.key", 0444);
+  ExpectWarningsAt(Good(),
+                   {"tenants[0].clientSecretFile", "tenants[1].passwordFile",
+                    "tenants[1].upstreamTls.keyFile"},
+                   "is readable by others");
+}
+
+TEST_F(TenantValidationTest, SecretFromTheEnvironmentHasNoFileToCheck) {
+  ::setenv("TZB_CONFIG_TEST_SECRET", kSecret, 1);
+  v1::BrokerConfig config = Good();
+  v1::Tenant& t = *config.mutable_tenants(0);
+  t.clear_client_secret_file();
+  t.set_client_secret_env("TZB_CONFIG_TEST_SECRET");
+  ExpectWarningsAt(config, {});
 }
 
 }  // namespace

@@ -2,10 +2,16 @@
 // what holds across sections (every problem at once, no secret in errors).
 #include "server/config_validator.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/config_fixture.h"
@@ -23,6 +29,7 @@ using ::treezor::broker::testing::Dur;
 using ::treezor::broker::testing::kSecret;
 using ::treezor::broker::testing::Lines;
 using ::treezor::broker::testing::StatusIs;
+using ::treezor::broker::testing::WriteFile;
 
 class ConfigValidatorTest : public ConfigFixture {};
 
@@ -179,6 +186,89 @@ TEST_F(ConfigValidatorTest, SecretsNeverAppearInErrors) {
                                HasSubstr("clientSecretEnv")));
   EXPECT_THAT(std::string(status.message()), Not(HasSubstr(kSecret)));
   EXPECT_THAT(Lines(status), ::testing::SizeIs(5));
+}
+
+// --- Files: absolute paths and permissions (issue 10 item 9) -------------
+
+TEST_F(ConfigValidatorTest, ServerTlsPathsMustBeAbsolute) {
+  using Setter = void (v1::ServerTls::*)(const std::string&);
+  for (const auto& [setter, path] :
+       std::vector<std::pair<Setter, std::string>>{
+           {&v1::ServerTls::set_cert_file, "serverTls.certFile"},
+           {&v1::ServerTls::set_key_file, "serverTls.keyFile"},
+           {&v1::ServerTls::set_client_ca_file, "serverTls.clientCaFile"}}) {
+    SCOPED_TRACE(path);
+    v1::BrokerConfig config = Good();
+    (config.mutable_server_tls()->*setter)("certs/server.pem");
+    ExpectOnlyProblemAt(config, path,
+                        "\"certs/server.pem\" must be an absolute path");
+  }
+}
+
+TEST_F(ConfigValidatorTest, ServerKeyWritableByGroupOrOthersIsRefused) {
+  for (mode_t mode : {0620, 0602, 0660}) {
+    SCOPED_TRACE(mode);
+    Chmod("server.key", mode);
+    ExpectOnlyProblemAt(Good(), "serverTls.keyFile",
+                        absl::StrFormat("may be written by its group or "
+                                        "others (mode %04o)",
+                                        mode));
+  }
+}
+
+TEST_F(ConfigValidatorTest, CertificatesAndCaWritableByOthersAreRefused) {
+  // Whoever can write the client CA bundle can add a CA and be any caller.
+  Chmod("clients-ca.crt", 0666);
+  ExpectOnlyProblemAt(Good(), "serverTls.clientCaFile",
+                      "may be written by its group or others (mode 0666)");
+  Chmod("clients-ca.crt", 0644);
+  Chmod("server.crt", 0664);
+  ExpectOnlyProblemAt(Good(), "serverTls.certFile", "(mode 0664)");
+}
+
+TEST_F(ConfigValidatorTest, ServerKeyReadableByOthersIsAWarning) {
+  Chmod("server.key", 0604);
+  ExpectWarningsAt(Good(), {"serverTls.keyFile"},
+                   absl::StrCat("\"", dir_.File("server.key"),
+                                "\" is readable by others (mode 0604)"));
+}
+
+TEST_F(ConfigValidatorTest, CertificatesMayBeReadByAnyone) {
+  Chmod("server.crt", 0644);
+  Chmod("clients-ca.crt", 0444);
+  ExpectWarningsAt(Good(), {});
+}
+
+// What the Helm chart mounts: Secret volumes with defaultMode 0440, group
+// fsGroup, the files reached through symlinks (..data/<key>) whose own mode
+// is 0777.
+TEST_F(ConfigValidatorTest, KubernetesSecretVolumeLayoutIsAccepted) {
+  ASSERT_EQ(::mkdir(dir_.File("..data").c_str(), 0755), 0);
+  WriteFile(dir_.File("..data/tls.key"), "-----BEGIN PEM-----\n", 0440);
+  ASSERT_EQ(::symlink("..data/tls.key", dir_.File("tls.key").c_str()), 0);
+  v1::BrokerConfig config = Good();
+  config.mutable_server_tls()->set_key_file(dir_.File("tls.key"));
+  for (const char* name : {"server.crt", "clients-ca.crt", "acme.secret",
+                           "acme.key", "beta.secret", "beta.user",
+                           "beta.password", "beta.key", "acme.crt",
+                           "treezor-ca.crt", "beta.crt"}) {
+    Chmod(name, 0440);
+  }
+  ExpectWarningsAt(config, {});
+}
+
+TEST_F(ConfigValidatorTest, WarningsAreReportedBesideProblems) {
+  Chmod("server.key", 0644);
+  v1::BrokerConfig config = Good();
+  config.clear_listen_address();
+  std::vector<ConfigWarning> warnings;
+  EXPECT_THAT(ValidateConfig(config, &warnings),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("config: listenAddress: required")));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].field, "serverTls.keyFile");
+  EXPECT_THAT(warnings[0].ToString(),
+              StartsWith("serverTls.keyFile: \"" + dir_.File("server.key")));
 }
 
 }  // namespace

@@ -119,5 +119,43 @@ TEST_F(TuningValidationTest, UpstreamTimeoutsMustBePositive) {
                       "must be positive, got -3s");
 }
 
+// --- upstream timeouts (issue 10 item 9) ----------------------------------
+
+TEST_F(TuningValidationTest, ConnectTimeoutNotAboveRequestTimeout) {
+  v1::BrokerConfig config = Good();
+  *config.mutable_upstream()->mutable_connect_timeout() = Dur(20);
+  ExpectOnlyProblemAt(config, "upstream.connectTimeout",
+                      "connectTimeout (20s) must not exceed requestTimeout "
+                      "(10s)");
+  *config.mutable_upstream()->mutable_connect_timeout() = Dur(10);
+  EXPECT_OK(ValidateConfig(config));
+}
+
+TEST_F(TuningValidationTest, ConnectTimeoutAboveTheDefaultRequestTimeout) {
+  v1::BrokerConfig config = Good();
+  config.mutable_upstream()->clear_request_timeout();
+  *config.mutable_upstream()->mutable_connect_timeout() = Dur(20);
+  ExpectOnlyProblemAt(config, "upstream.connectTimeout",
+                      "must not exceed requestTimeout (15s, the default)");
+}
+
+TEST_F(TuningValidationTest, RequestTimeoutBelowTheDefaultConnectTimeout) {
+  v1::BrokerConfig config = Good();
+  config.mutable_upstream()->clear_connect_timeout();
+  *config.mutable_upstream()->mutable_request_timeout() = Dur(3);
+  ExpectOnlyProblemAt(config, "upstream.requestTimeout",
+                      "connectTimeout (5s, the default) must not exceed "
+                      "requestTimeout (3s)");
+}
+
+TEST_F(TuningValidationTest, RequestTimeoutAtMostTwoMinutes) {
+  v1::BrokerConfig config = Good();
+  *config.mutable_upstream()->mutable_request_timeout() = Dur(120, 1);
+  ExpectOnlyProblemAt(config, "upstream.requestTimeout",
+                      "must be at most 2m, got 2m0.000000001s");
+  *config.mutable_upstream()->mutable_request_timeout() = Dur(120);
+  EXPECT_OK(ValidateConfig(config));
+}
+
 }  // namespace
 }  // namespace treezor::broker
