@@ -119,6 +119,19 @@ void ValidateTenant(const v1::Tenant& t, const std::string& path,
 
   ValidateScopes(Field(path, "defaultScopes"), t.default_scopes(), problems);
   ValidateScopes(Field(path, "allowedScopes"), t.allowed_scopes(), problems);
+  if (!t.allowed_scopes().empty() && t.default_scopes().empty()) {
+    // Not a problem: refusing it would stop today's valid configs from
+    // starting after an upgrade. Without defaultScopes, such a tenant never
+    // fetches without a `scope` (issue 10 item 1): Policy refuses requests
+    // naming no scope, and nothing is fetched at start-up.
+    problems.AddWarning(
+        Field(path, "defaultScopes"),
+        absl::StrCat("tenant ", Quote(t.name()),
+                     " has allowedScopes but no defaultScopes: requests "
+                     "naming no scope are refused (PERMISSION_DENIED) and "
+                     "nothing is fetched for it at start-up; set "
+                     "defaultScopes to serve such requests"));
+  }
   if (!t.allowed_scopes().empty()) {
     const ScopeSet allowed = ScopeSet::FromList(t.allowed_scopes());
     for (int i = 0; i < t.default_scopes_size(); ++i) {

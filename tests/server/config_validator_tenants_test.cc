@@ -363,5 +363,25 @@ TEST_F(TenantValidationTest, SecretFromTheEnvironmentHasNoFileToCheck) {
   ExpectWarningsAt(config, {});
 }
 
+// --- allowedScopes without defaultScopes (issue 10 item 1) --------------
+
+// Accepted (today's configs must keep starting), but the operator is told
+// that scope-less requests are refused and nothing is fetched at start-up.
+TEST_F(TenantValidationTest, AllowedScopesWithoutDefaultScopesIsAWarning) {
+  v1::BrokerConfig config = Good();
+  config.mutable_tenants(0)->clear_default_scopes();
+  ExpectWarningsAt(config, {"tenants[0].defaultScopes"},
+                   "tenant \"acme\" has allowedScopes but no defaultScopes: "
+                   "requests naming no scope are refused (PERMISSION_DENIED) "
+                   "and nothing is fetched for it at start-up");
+}
+
+TEST_F(TenantValidationTest, NoWarningWithDefaultScopesOrWithoutAllowedScopes) {
+  v1::BrokerConfig config = Good();  // acme: both; beta.prod: neither
+  ExpectWarningsAt(config, {});
+  config.mutable_tenants(1)->add_default_scopes("read_only");
+  ExpectWarningsAt(config, {});
+}
+
 }  // namespace
 }  // namespace treezor::broker
