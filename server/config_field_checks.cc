@@ -4,7 +4,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/proto_time.h"
 #include "server/quote.h"
@@ -79,6 +82,71 @@ void ValidateScopes(
     ConfigProblems& problems) {
   for (int i = 0; i < scopes.size(); ++i) {
     problems.Add(ValidateScope(scopes[i], Index(path, i)));
+  }
+}
+
+namespace {
+
+// The longest identity accepted: a SPIFFE ID is at most 2048 bytes; a DNS
+// name 253, a CN 64.
+constexpr size_t kMaxUriIdentity = 2048;
+constexpr size_t kMaxNameIdentity = 253;
+
+// Length of the RFC 3986 scheme that starts `s` (ALPHA *( ALPHA / DIGIT /
+// "+" / "-" / "." ) followed by ":"), or 0 when `s` does not start with one.
+size_t SchemeLength(absl::string_view s) {
+  if (s.empty() || !absl::ascii_isalpha(static_cast<unsigned char>(s[0]))) {
+    return 0;
+  }
+  for (size_t i = 1; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == ':') return i;
+    if (!absl::ascii_isalnum(c) && c != '+' && c != '-' && c != '.') return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void ValidateIdentity(const std::string& path, const std::string& identity,
+                      ConfigProblems& problems) {
+  constexpr absl::string_view kWhat =
+      "an identity is a URI with a scheme (spiffe://trust.domain/workload) or "
+      "a DNS name / certificate CN";
+  for (size_t i = 0; i < identity.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(identity[i]);
+    if (c < 0x20 || c == 0x7f || absl::ascii_isspace(c)) {
+      problems.Add(path, absl::StrCat(Quote(identity, 80),
+                                      " contains whitespace or a control "
+                                      "character (byte ",
+                                      i, "): ", kWhat));
+      return;
+    }
+  }
+  const size_t scheme = SchemeLength(identity);
+  if (scheme == 0) {
+    if (identity.size() > kMaxNameIdentity) {
+      problems.Add(path, absl::StrCat(Quote(identity, 80), " is longer than ",
+                                      kMaxNameIdentity,
+                                      " bytes, the longest DNS name"));
+    }
+    return;
+  }
+  const absl::string_view rest = absl::string_view(identity).substr(scheme + 1);
+  if (identity.size() > kMaxUriIdentity) {
+    problems.Add(path, absl::StrCat(Quote(identity, 80), " is longer than ",
+                                    kMaxUriIdentity, " bytes"));
+  } else if (rest.empty()) {
+    problems.Add(path, absl::StrCat(Quote(identity),
+                                    " is a URI scheme with nothing after it: ",
+                                    kWhat));
+  } else if (absl::EqualsIgnoreCase(identity.substr(0, scheme), "spiffe") &&
+             (!absl::StartsWith(rest, "//") || rest.size() == 2 ||
+              rest[2] == '/')) {
+    problems.Add(path,
+                 absl::StrCat(Quote(identity),
+                              " is not a SPIFFE ID: expected "
+                              "spiffe://<trust domain>/<workload path>"));
   }
 }
 

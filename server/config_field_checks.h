@@ -58,6 +58,16 @@ void ValidateScopes(
     const google::protobuf::RepeatedPtrField<std::string>& scopes,
     ConfigProblems& problems);
 
+// A `callers[].identity` / `admins[].identity` that can match a certificate
+// (docs/CONFIG.md, "Caller identities"): either a URI with a scheme
+// (`spiffe://trust.domain/path`, which then matches only a URI SAN), or a DNS
+// name / subject CN (which matches a DNS SAN, or the CN of a certificate
+// without SANs). Neither may hold whitespace or a control character, and an
+// identity `scheme:` starts is a URI, whose remainder must not be empty
+// (`spiffe:` also needs a trust domain). Problems name `path`.
+void ValidateIdentity(const std::string& path, const std::string& identity,
+                      ConfigProblems& problems);
+
 }  // namespace treezor::broker::internal
 
 #endif  // TREEZOR_BROKER_SERVER_CONFIG_FIELD_CHECKS_H_

@@ -26,6 +26,8 @@ void ValidateCallers(const v1::BrokerConfig& config, ConfigProblems& problems) {
                    absl::StrCat(Quote(c.identity()), " is already listed in ",
                                 Index("callers", it->second),
                                 ": merge the two entries"));
+    } else {
+      ValidateIdentity(Field(path, "identity"), c.identity(), problems);
     }
     if (c.tenants().empty()) {
       problems.Add(Field(path, "tenants"), "at least one tenant is required");
@@ -42,8 +44,11 @@ void ValidateCallers(const v1::BrokerConfig& config, ConfigProblems& problems) {
 
 void ValidateAdmins(const v1::BrokerConfig& config, ConfigProblems& problems) {
   for (int i = 0; i < config.admins_size(); ++i) {
+    const std::string path = Field(Index("admins", i), "identity");
     if (config.admins(i).identity().empty()) {
-      problems.Add(Index("admins", i) + ".identity", "required");
+      problems.Add(path, "required");
+    } else {
+      ValidateIdentity(path, config.admins(i).identity(), problems);
     }
   }
 }

@@ -55,5 +55,76 @@ TEST_F(CallerValidationTest, AdminIdentityRequired) {
   ExpectOnlyProblemAt(config, "admins[1].identity", "required");
 }
 
+// --- Identities: a URI with a scheme, or a DNS name / CN (issue 10 item 3)
+
+TEST_F(CallerValidationTest, UrisDnsNamesAndCommonNamesAreIdentities) {
+  v1::BrokerConfig config = Good();
+  for (const char* identity :
+       {"spiffe://cluster.local/ns/payments/sa/api", "urn:corp:reporting",
+        "https://ci.example.com/jobs/7", "reporting.svc.cluster.local",
+        "reporting", "Reporting_Batch-2", "*.corp.example"}) {
+    SCOPED_TRACE(identity);
+    config.mutable_callers(1)->set_identity(identity);
+    config.mutable_admins(0)->set_identity(identity);
+    EXPECT_OK(ValidateConfig(config));
+  }
+}
+
+TEST_F(CallerValidationTest, IdentityWithWhitespaceIsRefused) {
+  v1::BrokerConfig config = Good();
+  config.mutable_callers(1)->set_identity("reporting batch");
+  ExpectOnlyProblemAt(config, "callers[1].identity",
+                      "\"reporting batch\" contains whitespace or a control "
+                      "character (byte 9): an identity is a URI with a scheme "
+                      "(spiffe://trust.domain/workload) or a DNS name / "
+                      "certificate CN");
+  config = Good();
+  config.mutable_callers(0)->set_identity("spiffe://corp/payments ");
+  ExpectOnlyProblemAt(config, "callers[0].identity", "(byte 22)");
+}
+
+TEST_F(CallerValidationTest, IdentityWithAControlCharacterIsRefusedEscaped) {
+  v1::BrokerConfig config = Good();
+  config.mutable_admins(0)->set_identity(std::string("spiffe://corp/ops\n", 18));
+  ExpectOnlyProblemAt(config, "admins[0].identity",
+                      "\"spiffe://corp/ops\\n\" contains whitespace or a "
+                      "control character (byte 17)");
+  config = Good();
+  config.mutable_callers(1)->set_identity(std::string("rep\0orting", 10));
+  ExpectOnlyProblemAt(config, "callers[1].identity", "(byte 3)");
+}
+
+TEST_F(CallerValidationTest, UriIdentityNeedsMoreThanAScheme) {
+  v1::BrokerConfig config = Good();
+  config.mutable_callers(1)->set_identity("spiffe:");
+  ExpectOnlyProblemAt(config, "callers[1].identity",
+                      "\"spiffe:\" is a URI scheme with nothing after it");
+}
+
+TEST_F(CallerValidationTest, SpiffeIdentityNeedsATrustDomain) {
+  for (const char* identity : {"spiffe:corp/payments", "spiffe://",
+                               "spiffe:///payments", "SPIFFE://"}) {
+    SCOPED_TRACE(identity);
+    v1::BrokerConfig config = Good();
+    config.mutable_admins(0)->set_identity(identity);
+    ExpectOnlyProblemAt(config, "admins[0].identity",
+                        "is not a SPIFFE ID: expected spiffe://<trust "
+                        "domain>/<workload path>");
+  }
+}
+
+TEST_F(CallerValidationTest, IdentityLengthIsBounded) {
+  v1::BrokerConfig config = Good();
+  config.mutable_callers(1)->set_identity(std::string(254, 'a'));
+  ExpectOnlyProblemAt(config, "callers[1].identity",
+                      "is longer than 253 bytes, the longest DNS name");
+  config.mutable_callers(1)->set_identity(std::string(253, 'a'));
+  EXPECT_OK(ValidateConfig(config));
+  config.mutable_callers(1)->set_identity("spiffe://corp/" +
+                                          std::string(2035, 'a'));
+  ExpectOnlyProblemAt(config, "callers[1].identity",
+                      "is longer than 2048 bytes");
+}
+
 }  // namespace
 }  // namespace treezor::broker
