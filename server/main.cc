@@ -11,10 +11,12 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
 #include "server/broker_server.h"
 #include "server/config.h"
@@ -28,15 +30,28 @@ ABSL_FLAG(std::string, check_config, "",
 namespace treezor::broker {
 namespace {
 
+// Problems refuse the config (exit 1); warnings do not (exit 0). Both go to
+// stderr, one a line, each naming its field; the verdict goes to stdout when
+// the config is valid.
 int CheckConfig(const std::string& path) {
-  absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path);
+  std::vector<ConfigWarning> warnings;
+  absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path, &warnings);
   if (!config.ok()) {
     std::fprintf(stderr, "%s: invalid configuration:\n%s\n", path.c_str(),
                  std::string(config.status().message()).c_str());
-    return 1;
   }
-  std::printf("%s: configuration is valid (%d tenants, %d callers)\n",
-              path.c_str(), config->tenants_size(), config->callers_size());
+  for (const ConfigWarning& warning : warnings) {
+    std::fprintf(stderr, "%s: warning: %s\n", path.c_str(),
+                 warning.ToString().c_str());
+  }
+  if (!config.ok()) return 1;
+  std::printf("%s: configuration is valid (%d tenants, %d callers%s)\n",
+              path.c_str(), config->tenants_size(), config->callers_size(),
+              warnings.empty()
+                  ? ""
+                  : absl::StrCat(", ", warnings.size(),
+                                 warnings.size() == 1 ? " warning" : " warnings")
+                        .c_str());
   return 0;
 }
 

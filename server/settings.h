@@ -1,9 +1,9 @@
 // Every setting of the broker with its documented default (docs/CONFIG.md),
 // in one place: the member initialisers below. ResolveSettings
-// (server/config.h) fills a BrokerSettings from a validated config once, at
-// start-up; each component then receives its part (TreezorOAuthClient the
-// upstream settings, TokenCache the renewal settings and its worker count,
-// the server credentials the TLS refresh interval).
+// (server/settings_resolver.h) fills a BrokerSettings from a validated config
+// once, at start-up; each component then receives its part
+// (TreezorOAuthClient the upstream settings, TokenCache the renewal settings
+// and its worker count, the server credentials the TLS refresh interval).
 //
 //   BrokerSettings settings = ResolveSettings(config);
 //   TokenCache cache(&fetcher, settings.renewal,
