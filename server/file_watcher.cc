@@ -1,19 +1,67 @@
 #include "server/file_watcher.h"
 
-#include <fstream>
-#include <sstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <memory>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/token_digest.h"
+#include "openssl/crypto.h"
+#include "openssl/evp.h"
 
 namespace treezor::broker {
+namespace {
+
+struct DigestContextDeleter {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+
+}  // namespace
 
 std::string FileFingerprint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "missing";
-  std::ostringstream content;
-  content << in.rdbuf();
-  return TokenSha256Hex(content.str());
+  // O_NONBLOCK: a FIFO must not block the watcher before fstat rejects it.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return "missing";
+  absl::Cleanup close_fd = [fd] { close(fd); };
+  struct stat st;
+  if (fstat(fd, &st) != 0) return "missing";
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  std::unique_ptr<EVP_MD_CTX, DigestContextDeleter> ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return "unreadable";
+  }
+  char buffer[4096];
+  absl::Cleanup wipe_buffer = [&buffer] {
+    OPENSSL_cleanse(buffer, sizeof buffer);
+  };
+  size_t hashed = 0;
+  for (;;) {
+    const ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return "unreadable";
+    }
+    EVP_DigestUpdate(ctx.get(), buffer, static_cast<size_t>(n));
+    hashed += static_cast<size_t>(n);
+    if (hashed >= kMaxFingerprintBytes) {
+      // The rest is represented by the size and modification time.
+      const std::string tail = absl::StrCat(
+          "\n", st.st_size, "\n", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
+      EVP_DigestUpdate(ctx.get(), tail.data(), tail.size());
+      break;
+    }
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &size) != 1) return "unreadable";
+  return absl::BytesToHexString(absl::string_view(
+      reinterpret_cast<const char*>(digest), size));
 }
 
 FileWatcher::FileWatcher(absl::Duration poll_interval, OnChange on_change)

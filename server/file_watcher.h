@@ -6,11 +6,20 @@
 // on the file itself misses. A file that disappears counts as a change, and
 // again when it comes back.
 //
+// The watched files include secrets (clientSecretFile, passwordFile, TLS
+// keys), so the watcher keeps only their SHA-256 digests — fingerprints_
+// maps a path to 64 hex digits — and FileFingerprint streams a file through
+// a 4 KiB buffer, wiped after use, into the digest: no copy of a content
+// exists beyond the buffer's life. Only regular files are read (a FIFO or a
+// device is "not a regular file", so no path makes the watcher block or
+// read forever), and at most kMaxFingerprintBytes of each.
+//
 // Thread-safety: thread-safe. `on_change` runs on the watcher's own thread,
 // never concurrently with itself.
 #ifndef TREEZOR_BROKER_SERVER_FILE_WATCHER_H_
 #define TREEZOR_BROKER_SERVER_FILE_WATCHER_H_
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <string>
@@ -55,7 +64,13 @@ class FileWatcher {
   std::thread thread_;
 };
 
-// SHA-256 of the file's content (hex), or "missing" when unreadable.
+// Beyond this many bytes a file's fingerprint covers its first
+// kMaxFingerprintBytes plus its size and modification time (a config or
+// credential file is a few KiB; hashing a huge one every poll would cost).
+inline constexpr size_t kMaxFingerprintBytes = 16 << 20;
+
+// SHA-256 of the file's content (64 hex digits), "missing" when it cannot be
+// opened, "not a regular file", or "unreadable".
 std::string FileFingerprint(const std::string& path);
 
 }  // namespace treezor::broker

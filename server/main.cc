@@ -4,11 +4,14 @@
 //   treezor-token-broker --config /etc/treezor-token-broker/config.json
 //   treezor-token-broker --check-config config.json   # validate and exit
 //
+// Core dumps are disabled at start (server/core_dumps.h) unless
+// --allow-core-dumps is given.
 // Stops gracefully on SIGTERM or SIGINT (exit 0). SIGHUP, a change of the
 // config file, or BrokerAdmin.ReloadConfig reloads the config.
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -20,12 +23,19 @@
 #include "grpc/grpc.h"
 #include "server/broker_server.h"
 #include "server/config.h"
+#include "server/core_dumps.h"
 #include "server/logging.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's JSON config file.");
 ABSL_FLAG(std::string, check_config, "",
           "Validate this config file, print the result and exit (0 when "
           "valid).");
+ABSL_FLAG(bool, allow_core_dumps, false,
+          "Keep core dumps possible (--allow-core-dumps), for debugging a "
+          "crash. By default the broker sets RLIMIT_CORE to 0 and makes "
+          "itself non-dumpable at start, so its memory (client secrets, "
+          "passwords, tokens) never lands in a core file and same-user "
+          "processes cannot ptrace it.");
 
 namespace treezor::broker {
 namespace {
@@ -65,8 +75,13 @@ void RaiseOpenFileLimit() {
   }
 }
 
-int Run(const std::string& path) {
+int Run(const std::string& path, bool core_dumps_allowed) {
   RaiseOpenFileLimit();
+  LogInfo("process hygiene",
+          {{"core_dumps", core_dumps_allowed
+                              ? "allowed (--allow-core-dumps)"
+                              : "disabled"},
+           {"core_dumps_possible", CoreDumpsPossible()}});
   // Signals are taken synchronously by this thread; every thread started
   // from here on inherits the mask.
   sigset_t signals;
@@ -110,14 +125,29 @@ int Run(const std::string& path) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Treezor token broker.\n"
-      "  treezor-token-broker --config FILE\n"
-      "  treezor-token-broker --check-config FILE");
-  // The documented spelling is --check-config; absl flag names cannot hold
-  // '-', so accept both spellings.
+      "  treezor-token-broker --config FILE [--allow-core-dumps]\n"
+      "  treezor-token-broker --check-config FILE\n"
+      "\n"
+      "  --config FILE        the broker's JSON config file\n"
+      "  --check-config FILE  validate FILE, print the result, exit 0 when "
+      "valid\n"
+      "  --allow-core-dumps   keep core dumps possible, for debugging a crash.\n"
+      "                       By default the broker sets RLIMIT_CORE to 0 and\n"
+      "                       makes itself non-dumpable at start, so its memory\n"
+      "                       (client secrets, passwords, tokens) never lands in\n"
+      "                       a core file and same-user processes cannot attach\n"
+      "                       a debugger.");
+  // The documented spellings are --check-config and --allow-core-dumps; absl
+  // flag names cannot hold '-', so accept both spellings.
   std::vector<std::string> args(argv, argv + argc);
   for (std::string& a : args) {
-    if (a == "--check-config" || a.rfind("--check-config=", 0) == 0) {
-      a.replace(0, 14, "--check_config");
+    for (const std::string name : {"check-config", "allow-core-dumps"}) {
+      const std::string flag = "--" + name;
+      if (a == flag || a.rfind(flag + "=", 0) == 0) {
+        std::string underscored = name;
+        std::replace(underscored.begin(), underscored.end(), '-', '_');
+        a.replace(2, name.size(), underscored);
+      }
     }
   }
   std::vector<char*> argv2;
@@ -127,6 +157,18 @@ int main(int argc, char** argv) {
   if (rest.size() > 1) {
     std::fprintf(stderr, "unexpected argument: %s (see --help)\n", rest[1]);
     return 2;
+  }
+  // Before anything reads a secret (--check-config reads them too).
+  const bool allow_core_dumps = absl::GetFlag(FLAGS_allow_core_dumps);
+  if (!allow_core_dumps) {
+    const absl::Status disabled = treezor::broker::DisableCoreDumps();
+    if (!disabled.ok()) {
+      std::fprintf(stderr,
+                   "cannot disable core dumps: %s (--allow-core-dumps runs "
+                   "without this protection)\n",
+                   std::string(disabled.message()).c_str());
+      return 1;
+    }
   }
   const std::string check = absl::GetFlag(FLAGS_check_config);
   if (!check.empty()) return treezor::broker::CheckConfig(check);
@@ -138,7 +180,7 @@ int main(int argc, char** argv) {
   // gRPC is shut down here, synchronously, once the broker is gone: left to
   // itself it shuts down on a thread of its own that races the exit.
   grpc_init();
-  const int code = treezor::broker::Run(config);
+  const int code = treezor::broker::Run(config, allow_core_dumps);
   grpc_shutdown_blocking();
   return code;
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 
 #include "absl/cleanup/cleanup.h"
@@ -25,7 +26,8 @@ absl::Status FieldError(absl::string_view field, absl::string_view problem) {
 
 }  // namespace
 
-absl::StatusOr<Secret> ReadWholeFile(const std::string& file) {
+absl::StatusOr<Secret> ReadWholeFile(const std::string& file,
+                                     size_t max_bytes) {
   const auto cannot_read = [&file](int err) {
     return absl::ErrnoToStatus(err, absl::StrCat("cannot read ", Quote(file)));
   };
@@ -39,6 +41,13 @@ absl::StatusOr<Secret> ReadWholeFile(const std::string& file) {
     return absl::InvalidArgumentError(
         absl::StrCat(Quote(file), " is not a regular file"));
   }
+  const auto too_large = [&file, max_bytes] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Quote(file), " is larger than ", max_bytes, " bytes"));
+  };
+  if (st.st_size > 0 && static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return too_large();
+  }
   Secret content;
   char buffer[4096];
   absl::Cleanup wipe_buffer = [&buffer] {
@@ -51,6 +60,9 @@ absl::StatusOr<Secret> ReadWholeFile(const std::string& file) {
       if (errno == EINTR) continue;
       return cannot_read(errno);
     }
+    if (static_cast<size_t>(n) > max_bytes - content.view().size()) {
+      return too_large();
+    }
     content.Append(absl::string_view(buffer, static_cast<size_t>(n)));
   }
   return content;
@@ -59,7 +71,7 @@ absl::StatusOr<Secret> ReadWholeFile(const std::string& file) {
 absl::StatusOr<Secret> ReadSecretFile(absl::string_view field,
                                       const std::string& file) {
   if (file.empty()) return FieldError(field, "required");
-  absl::StatusOr<Secret> secret = ReadWholeFile(file);
+  absl::StatusOr<Secret> secret = ReadWholeFile(file, kMaxSecretFileBytes);
   if (!secret.ok()) return FieldError(field, secret.status().message());
   secret->TrimTrailingWhitespace();
   if (secret->empty()) {

@@ -23,6 +23,8 @@
 #ifndef TREEZOR_BROKER_SERVER_SECRET_READER_H_
 #define TREEZOR_BROKER_SERVER_SECRET_READER_H_
 
+#include <cstddef>
+#include <limits>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -32,14 +34,23 @@
 
 namespace treezor::broker {
 
+// A secret is a few dozen bytes; a secret file larger than this is a wrong
+// path (a log, an archive, a disk image) and is not read whole.
+inline constexpr size_t kMaxSecretFileBytes = 64 * 1024;
+
 // The whole content of the regular file `file`, read through a wiped buffer
 // (it may hold a key or a secret). Errors name the file:
-// `cannot read "<file>": <reason>` (the code from errno) or `"<file>" is not
-// a regular file` (INVALID_ARGUMENT).
-absl::StatusOr<Secret> ReadWholeFile(const std::string& file);
+// `cannot read "<file>": <reason>` (the code from errno), `"<file>" is not
+// a regular file` or `"<file>" is larger than <max_bytes> bytes`
+// (INVALID_ARGUMENT; checked on the size fstat reports and again while
+// reading, so a file that grows is not read past the limit either).
+absl::StatusOr<Secret> ReadWholeFile(
+    const std::string& file,
+    size_t max_bytes = std::numeric_limits<size_t>::max());
 
 // A secret file; `field` is its config field's JSON name ("usernameFile").
-// An empty `file` is "<field>: required".
+// An empty `file` is "<field>: required"; a file larger than
+// kMaxSecretFileBytes is `<field>: "<file>" is larger than 65536 bytes`.
 absl::StatusOr<Secret> ReadSecretFile(absl::string_view field,
                                       const std::string& file);
 

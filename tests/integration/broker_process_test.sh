@@ -2,8 +2,9 @@
 # End-to-end test of the real binaries, driven by a gRPC client nobody here
 # wrote: `buf curl` (through server reflection only — no proto files), the
 # same calls the README's "Debugging with grpcurl" section gives. Also checks
-# the process contract: --check-config exit codes, a port in use is fatal,
-# SIGTERM exits 0, and no secret or token reaches the logs.
+# the process contract: --check-config exit codes, core dumps disabled unless
+# --allow-core-dumps, a port in use is fatal, SIGTERM exits 0, and no secret
+# or token reaches the logs.
 #
 # Usage: broker_process_test.sh BROKER_BINARY SIMULATOR_BINARY
 set -euo pipefail
@@ -88,6 +89,39 @@ health_port=$(logged_field "$work/broker.log" "broker started" health_port)
 [[ $port =~ ^[1-9][0-9]*$ && $health_port =~ ^[1-9][0-9]*$ ]] ||
   fail "no ports in the broker's start line: $(cat "$work/broker.log")"
 
+# Core dumps: off by default (RLIMIT_CORE 0, soft and hard; non-dumpable),
+# whatever limit the broker was started with.
+core_limit() {  # pid -> "soft hard" of "Max core file size"
+  sed -n 's/^Max core file size *\([^ ]*\) *\([^ ]*\).*/\1 \2/p' "/proc/$1/limits"
+}
+[[ $(core_limit "$broker_pid") == "0 0" ]] ||
+  fail "core dumps not disabled: Max core file size $(core_limit "$broker_pid")"
+grep -q '"msg":"process hygiene","core_dumps":"disabled","core_dumps_possible":"0"' "$work/broker.log" ||
+  fail "no 'core dumps disabled' line: $(grep hygiene "$work/broker.log")"
+pass "core dumps disabled by default"
+
+# --allow-core-dumps leaves the limit it was started with (raised here to
+# the hard limit) and the process dumpable.
+hard=$(ulimit -H -c)
+if [[ $hard == 0 ]]; then
+  echo "skip: --allow-core-dumps (this shell's hard core limit is 0)"
+else
+  (ulimit -S -c "$hard"; exec "$broker_bin" --allow-core-dumps --config "$work/broker.json") \
+    2>"$work/allowed.log" &
+  allowed_pid=$!
+  pids+=($allowed_pid)
+  wait_for "the broker with --allow-core-dumps" grep -q '"msg":"broker started"' "$work/allowed.log"
+  [[ $(core_limit "$allowed_pid") == "$hard $hard" ]] ||
+    fail "--allow-core-dumps: Max core file size $(core_limit "$allowed_pid"), expected $hard"
+  grep -q '"core_dumps":"allowed (--allow-core-dumps)","core_dumps_possible":"1"' "$work/allowed.log" ||
+    fail "--allow-core-dumps: $(grep hygiene "$work/allowed.log")"
+  kill -TERM "$allowed_pid"
+  wait "$allowed_pid" || fail "the broker with --allow-core-dumps exited $? on SIGTERM"
+  pass "--allow-core-dumps keeps core dumps possible"
+fi
+help=$("$broker_bin" --help 2>&1 || true)
+grep -q 'allow-core-dumps' <<<"$help" || fail "--help does not document --allow-core-dumps"
+
 tls=(--protocol grpc --cacert "$c/internal-ca.crt" --cert "$c/demo-client.crt" --key "$c/demo-client.key")
 url=https://127.0.0.1:$port
 wait_for "the broker's health port" "${buf[@]}" curl --protocol grpc --http2-prior-knowledge \
@@ -163,7 +197,7 @@ grep -q '"msg":"broker stopped"' "$work/broker.log" || fail "no 'broker stopped'
 pass "SIGTERM exits 0"
 
 # No secret and no token in any log.
-for log in "$work/broker.log" "$work/second.log" "$work/simulator.log"; do
+for log in "$work/broker.log" "$work/second.log" "$work/simulator.log" "$work/allowed.log"; do
   ! grep -q "$secret" "$log" || fail "client secret in $log"
   ! grep -q "$token" "$log" || fail "token in $log"
   ! grep -q 'eyJ' "$log" || fail "a JWT in $log"

@@ -151,6 +151,32 @@ TEST_F(SecretReaderTest, WholeFileIsReadBeyondOneBuffer) {
   EXPECT_EQ(content.view(), big);
 }
 
+// --- Size limit ---------------------------------------------------------------
+
+TEST_F(SecretReaderTest, SecretFileUpToTheLimitIsRead) {
+  const std::string at_limit(kMaxSecretFileBytes, 'k');
+  ASSERT_OK_AND_ASSIGN(Secret secret,
+                       ReadSecretFile("passwordFile", File("at", at_limit)));
+  EXPECT_EQ(secret.view().size(), kMaxSecretFileBytes);
+}
+
+TEST_F(SecretReaderTest, SecretFileOverTheLimitIsRefusedNamingTheField) {
+  const std::string path =
+      File("big", std::string(kMaxSecretFileBytes + 1, 'k'));
+  EXPECT_THAT(ReadSecretFile("clientSecretFile", path),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       absl::StrCat("clientSecretFile: \"", path,
+                                    "\" is larger than 65536 bytes")));
+}
+
+TEST_F(SecretReaderTest, FileThatReportsNoSizeIsStillBounded) {
+  // procfs files report st_size 0 and are regular: the limit holds while
+  // reading. (/proc/self/maps of a test binary is well over 64 bytes.)
+  EXPECT_THAT(ReadWholeFile("/proc/self/maps", 64),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "\"/proc/self/maps\" is larger than 64 bytes"));
+}
+
 // --- Validation and the fetch path say the same thing -----------------------
 
 // The problem ValidateConfig reports for tenants[0], without its location.
@@ -215,6 +241,16 @@ TEST_F(SecretReaderTest, EverySecretSourceFailsCheckConfigAndFetchAlike) {
     EXPECT_EQ(FetchProblem(tenant), validation);
     EXPECT_THAT(validation, Not(HasSubstr(kSecret)));
   }
+}
+
+TEST_F(SecretReaderTest, OversizedSecretFileFailsCheckConfigAndFetchAlike) {
+  const std::string path =
+      File("huge", std::string(2 * kMaxSecretFileBytes, 'k'));
+  const v1::Tenant tenant = TenantWithSecretFile(path);
+  const std::string validation = ValidationProblem(tenant);
+  EXPECT_EQ(validation, absl::StrCat("clientSecretFile: \"", path,
+                                     "\" is larger than 65536 bytes"));
+  EXPECT_EQ(FetchProblem(tenant), validation);
 }
 
 }  // namespace
