@@ -76,6 +76,38 @@ void RequirePositive(const std::string& path,
   }
 }
 
+void RequireDurationIn(const std::string& path,
+                       const google::protobuf::Duration& d, absl::Duration min,
+                       absl::Duration max, ConfigProblems& problems) {
+  const absl::Duration v = FromProtoDuration(d);
+  if (v < min || v > max) {
+    problems.Add(path, absl::StrCat("must be in [", absl::FormatDuration(min),
+                                    ", ", absl::FormatDuration(max),
+                                    "], got ", absl::FormatDuration(v)));
+  }
+}
+
+namespace {
+
+// 4194304 -> "4194304 (4 MiB)"; 1000 -> "1000".
+std::string ShowCount(int64_t v) {
+  constexpr int64_t kMiB = int64_t{1} << 20;
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  if (v > 0 && v % kGiB == 0) return absl::StrCat(v, " (", v / kGiB, " GiB)");
+  if (v > 0 && v % kMiB == 0) return absl::StrCat(v, " (", v / kMiB, " MiB)");
+  return absl::StrCat(v);
+}
+
+}  // namespace
+
+void RequireIntIn(const std::string& path, int64_t v, int64_t min,
+                  int64_t max, ConfigProblems& problems) {
+  if (v < min || v > max) {
+    problems.Add(path, absl::StrCat("must be in [", ShowCount(min), ", ",
+                                    ShowCount(max), "], got ", ShowCount(v)));
+  }
+}
+
 void ValidateScopes(
     const std::string& path,
     const google::protobuf::RepeatedPtrField<std::string>& scopes,

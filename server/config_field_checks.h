@@ -13,10 +13,12 @@
 #ifndef TREEZOR_BROKER_SERVER_CONFIG_FIELD_CHECKS_H_
 #define TREEZOR_BROKER_SERVER_CONFIG_FIELD_CHECKS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "absl/time/time.h"
 #include "server/config_problems.h"
 
 namespace treezor::broker::internal {
@@ -50,6 +52,16 @@ void RequireFile(const std::string& path, const std::string& file,
 void RequirePositive(const std::string& path,
                      const google::protobuf::Duration& d,
                      ConfigProblems& problems);
+
+// "must be in [<min>, <max>], got <d>" unless min <= `d` <= max.
+void RequireDurationIn(const std::string& path,
+                       const google::protobuf::Duration& d, absl::Duration min,
+                       absl::Duration max, ConfigProblems& problems);
+
+// "must be in [<min>, <max>], got <v>" unless min <= `v` <= max. Byte counts
+// that are whole MiB / GiB are also shown in those units.
+void RequireIntIn(const std::string& path, int64_t v, int64_t min,
+                  int64_t max, ConfigProblems& problems);
 
 // Every scope of `scopes` well formed (ValidateScope), each problem naming
 // "path[i]".

@@ -34,6 +34,7 @@ void ValidateAllSections(const v1::BrokerConfig& config,
   ValidateRenewal(config, problems);
   ValidateUpstream(config, problems);
   ValidateShutdown(config, problems);
+  ValidateLimits(config, problems);
 }
 
 void ValidateListenAddresses(const v1::BrokerConfig& config,

@@ -58,6 +58,7 @@ void ValidateUpstream(const v1::BrokerConfig& config,
                       ConfigProblems& problems);
 void ValidateShutdown(const v1::BrokerConfig& config,
                       ConfigProblems& problems);
+void ValidateLimits(const v1::BrokerConfig& config, ConfigProblems& problems);
 
 }  // namespace internal
 }  // namespace treezor::broker

@@ -18,6 +18,17 @@ namespace {
 // cold token has long given up, and a hung connection holds a worker.
 constexpr absl::Duration kMaxRequestTimeout = absl::Seconds(120);
 
+// A token must live at least 1s to count (0 would accept the 1 ms tokens
+// that made the broker hammer Treezor); a floor above 10 min could refuse
+// ordinary Treezor tokens (1 h).
+constexpr absl::Duration kMinMinTokenLifetime = absl::Seconds(1);
+constexpr absl::Duration kMaxMinTokenLifetime = absl::Minutes(10);
+// Rejected-token reports: at least 1s between fetches (0 would let any caller
+// force one request to Treezor per RPC), at most 5 min (after a real
+// revocation, callers wait up to this long for a fresh token).
+constexpr absl::Duration kMinRejectedTokenInterval = absl::Seconds(1);
+constexpr absl::Duration kMaxRejectedTokenInterval = absl::Minutes(5);
+
 // Where a cross-field rule of `section` is broken: the field the user wrote
 // (`first` when it is set, else `second`).
 std::string Blame(absl::string_view section, bool first_set,
@@ -83,6 +94,16 @@ void ValidateRenewal(const v1::BrokerConfig& config, ConfigProblems& problems) {
   if (r.has_refresh_token_max_age()) {
     RequirePositive("renewal.refreshTokenMaxAge", r.refresh_token_max_age(),
                     problems);
+  }
+  if (r.has_min_token_lifetime()) {
+    RequireDurationIn("renewal.minTokenLifetime", r.min_token_lifetime(),
+                      kMinMinTokenLifetime, kMaxMinTokenLifetime, problems);
+  }
+  if (r.has_rejected_token_min_interval()) {
+    RequireDurationIn("renewal.rejectedTokenMinInterval",
+                      r.rejected_token_min_interval(),
+                      kMinRejectedTokenInterval, kMaxRejectedTokenInterval,
+                      problems);
   }
   if (s.initial_backoff > absl::ZeroDuration() &&
       s.max_backoff < s.initial_backoff) {

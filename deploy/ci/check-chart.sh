@@ -118,8 +118,17 @@ else
     if ! node deploy/ci/stage-config-files.cjs "$work/$name.json" "$work/certs" "$work/root-$name" "$staged" 2>&1 | indent; then
       fail "check-config ($name values): cannot stage the referenced files"; continue
     fi
+    # As the Deployment mounts them: Secret and ConfigMap volumes with
+    # defaultMode 0440 (group: the pod's fsGroup). --check-config refuses
+    # files others may write and warns about secrets others may read; this
+    # mode must pass without either.
+    find "$work/root-$name" -type f -exec chmod 0440 {} +
     if out=$("$broker_bin" --check-config "$staged" 2>&1); then
-      pass "check-config ($name values): ${out##*: }"
+      if [[ $out == *": warning: "* ]]; then
+        fail "check-config ($name values) warns about the chart's mounts"; echo "$out" | indent
+      else
+        pass "check-config ($name values): ${out##*: }"
+      fi
     else
       fail "check-config ($name values)"; echo "$out" | indent
     fi
@@ -135,6 +144,38 @@ else
     else
       fail "check-config failed without naming serverTls.keyFile"; echo "$out" | indent
     fi
+  fi
+  # Limits: only the values set are rendered ("" keeps the broker's
+  # default), and a value the schema cannot range-check (a duration) is
+  # refused by --check-config, naming the field.
+  rendered_limits() { node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    process.stdout.write(JSON.stringify(c.limits === undefined ? null : c.limits))' "$1"; }
+  if [[ $(rendered_limits "$work/default.json") == null ]]; then
+    pass "limits: none rendered with the default values (the broker's defaults apply)"
+  else
+    fail "limits rendered with the default values: $(rendered_limits "$work/default.json")"
+  fi
+  full_limits=$(rendered_limits "$work/full.json")
+  if [[ $full_limits == *'"memoryBytes":83886080'* && $full_limits == *'"handshakeTimeout":"3s"'* &&
+        $full_limits != *maxConnectionAgeGrace* ]]; then
+    pass "limits: the full values' limits rendered, the empty one left out"
+  else
+    fail "limits (full values) rendered as: $full_limits"
+  fi
+  # shellcheck disable=SC2086
+  if "$helm" template tzb "$chart" --namespace broker --kube-version "$kube_version" \
+      ${value_args[full]} --set config.limits.handshakeTimeout=600s >"$work/long.yaml" 2>"$work/long.err" &&
+     node deploy/ci/validate-manifests.cjs "$work/long.yaml" "$work/long.json" >/dev/null 2>&1 &&
+     node deploy/ci/stage-config-files.cjs "$work/long.json" "$work/certs" "$work/root-long" "$work/long-staged.json" >/dev/null 2>&1; then
+    if out=$("$broker_bin" --check-config "$work/long-staged.json" 2>&1); then
+      fail "check-config accepted limits.handshakeTimeout=600s"
+    elif [[ $out == *"limits.handshakeTimeout: must be in [100ms, 1m], got 10m"* ]]; then
+      pass "check-config rejects an out-of-range limit (limits.handshakeTimeout)"
+    else
+      fail "check-config failed without naming limits.handshakeTimeout"; echo "$out" | indent
+    fi
+  else
+    fail "limits.handshakeTimeout=600s: cannot render and stage"; indent <"$work/long.err"
   fi
 fi
 
@@ -182,6 +223,14 @@ expect_reject "grace period shorter than the drain" terminationGracePeriodSecond
   --set terminationGracePeriodSeconds=12
 expect_reject "cert-manager without an issuer" tls.certManager.issuerRef.name -- --set tls.certManager.enabled=true
 expect_reject "ServiceMonitor without metrics" metrics.serviceMonitor.enabled -- --set metrics.serviceMonitor.enabled=true
+expect_reject "limit out of its range" config.limits.memoryBytes "Must be greater than or equal to" -- \
+  --set config.limits.memoryBytes=1000
+expect_reject "limit of the wrong type" config.limits.handshakeTimeout -- \
+  --set config.limits.handshakeTimeout=5
+expect_reject "zero streams per connection" config.limits.maxConcurrentStreams -- \
+  --set config.limits.maxConcurrentStreams=0
+expect_reject "unknown limit" "Additional property maxStreams is not allowed" -- \
+  --set config.limits.maxStreams=10
 
 # ---------------------------------------------------------------------------
 section "Dockerfile"

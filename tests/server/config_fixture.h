@@ -123,12 +123,29 @@ class ConfigFixture : public ::testing::Test {
         "initialBackoff": "0.5s",
         "maxBackoff": "30s",
         "refusedBackoff": "120s",
-        "refreshTokenMaxAge": "86400s"
+        "refreshTokenMaxAge": "86400s",
+        "minTokenLifetime": "3s",
+        "rejectedTokenMinInterval": "20s"
       },
       "upstream": {
         "maxConcurrentRequests": 4,
         "connectTimeout": "2s",
         "requestTimeout": "10s"
+      },
+      "limits": {
+        "handshakeTimeout": "2s",
+        "memoryBytes": 67108864,
+        "maxConcurrentStreams": 50,
+        "maxConnectionAge": "600s",
+        "maxConnectionAgeGrace": "10s",
+        "maxConnectionIdle": "120s",
+        "minPingInterval": "20s",
+        "maxWatchStreamsPerCaller": 8,
+        "maxScopeSetsPerTenant": 32,
+        "maxScopeSetsPerCaller": 4,
+        "healthMemoryBytes": 2097152,
+        "healthMaxConcurrentStreams": 2,
+        "healthMaxConnectionIdle": "10s"
       },
       "shutdownGracePeriod": "5s"
     })json",

@@ -40,6 +40,27 @@ TEST(SettingsResolver, AbsentSectionsTakeTheDocumentedDefaults) {
   EXPECT_EQ(settings.server_tls.refresh_interval, absl::Seconds(60));
 }
 
+// The defaults docs/CONFIG.md ("Limits") documents.
+TEST(SettingsResolver, AbsentLimitsTakeTheDocumentedDefaults) {
+  const BrokerSettings settings = ResolveSettings(v1::BrokerConfig());
+  EXPECT_EQ(settings.renewal.min_token_lifetime, absl::Seconds(5));
+  EXPECT_EQ(settings.renewal.rejected_token_min_interval, absl::Seconds(10));
+  const LimitsSettings& l = settings.limits;
+  EXPECT_EQ(l.handshake_timeout, absl::Seconds(5));
+  EXPECT_EQ(l.memory_bytes, 100 * 1024 * 1024);
+  EXPECT_EQ(l.max_concurrent_streams, 100);
+  EXPECT_EQ(l.max_connection_age, absl::Minutes(30));
+  EXPECT_EQ(l.max_connection_age_grace, absl::Seconds(30));
+  EXPECT_EQ(l.max_connection_idle, absl::Minutes(5));
+  EXPECT_EQ(l.min_ping_interval, absl::Seconds(60));
+  EXPECT_EQ(l.max_watch_streams_per_caller, 32);
+  EXPECT_EQ(l.max_scope_sets_per_tenant, 64);
+  EXPECT_EQ(l.max_scope_sets_per_caller, 16);
+  EXPECT_EQ(l.health_memory_bytes, 4 * 1024 * 1024);
+  EXPECT_EQ(l.health_max_concurrent_streams, 4);
+  EXPECT_EQ(l.health_max_connection_idle, absl::Seconds(30));
+}
+
 TEST(SettingsResolver, PartialSectionsKeepDefaultsForAbsentFields) {
   ASSERT_OK_AND_ASSIGN(v1::BrokerConfig config, ParseConfigJson(R"({
       "renewal": {"jitterFraction": 0, "maxBackoff": "300s"},
@@ -77,6 +98,22 @@ TEST_F(SettingsResolverTest, ConfiguredValuesOverrideDefaults) {
   EXPECT_EQ(u.request_timeout, absl::Seconds(10));
   EXPECT_EQ(settings.shutdown_grace_period, absl::Seconds(5));
   EXPECT_EQ(settings.server_tls.refresh_interval, absl::Seconds(30));
+  EXPECT_EQ(r.min_token_lifetime, absl::Seconds(3));
+  EXPECT_EQ(r.rejected_token_min_interval, absl::Seconds(20));
+  const LimitsSettings& l = settings.limits;
+  EXPECT_EQ(l.handshake_timeout, absl::Seconds(2));
+  EXPECT_EQ(l.memory_bytes, 64 * 1024 * 1024);
+  EXPECT_EQ(l.max_concurrent_streams, 50);
+  EXPECT_EQ(l.max_connection_age, absl::Minutes(10));
+  EXPECT_EQ(l.max_connection_age_grace, absl::Seconds(10));
+  EXPECT_EQ(l.max_connection_idle, absl::Minutes(2));
+  EXPECT_EQ(l.min_ping_interval, absl::Seconds(20));
+  EXPECT_EQ(l.max_watch_streams_per_caller, 8);
+  EXPECT_EQ(l.max_scope_sets_per_tenant, 32);
+  EXPECT_EQ(l.max_scope_sets_per_caller, 4);
+  EXPECT_EQ(l.health_memory_bytes, 2 * 1024 * 1024);
+  EXPECT_EQ(l.health_max_concurrent_streams, 2);
+  EXPECT_EQ(l.health_max_connection_idle, absl::Seconds(10));
 }
 
 }  // namespace

@@ -153,12 +153,22 @@ Usage: include "treezor-token-broker.tenantFiles" (dict "root" $ "tenant" $t)
 {{/*
 The broker's configuration as JSON: .Values.config with the parts the chart
 owns filled in (listen addresses, mounted file paths) and the chart-only
-tenant fields (secrets, upstreamCa) taken out. The ConfigMap holds exactly
+tenant fields (secrets, upstreamCa) and the unset limits ("") taken out. The ConfigMap holds exactly
 this and the Deployment's checksum/config annotation hashes it.
 */}}
 {{- define "treezor-token-broker.configJson" -}}
 {{- $v := .Values }}
-{{- $config := omit (deepCopy $v.config) "tenants" "serverTls" }}
+{{- $config := omit (deepCopy $v.config) "tenants" "serverTls" "limits" }}
+{{- /* limits: only the values set; "" (or null) keeps the broker's default */}}
+{{- $limits := dict }}
+{{- range $name, $value := ($v.config.limits | default dict) }}
+{{- if and (not (kindIs "invalid" $value)) (ne (toString $value) "") }}
+{{- $_ := set $limits $name $value }}
+{{- end }}
+{{- end }}
+{{- if $limits }}
+{{- $_ := set $config "limits" $limits }}
+{{- end }}
 {{- $_ := set $config "listenAddress" (printf "%s:%d" $v.listenHost (int $v.ports.grpc)) }}
 {{- $_ := set $config "healthListenAddress" (printf "%s:%d" $v.listenHost (int $v.ports.health)) }}
 {{- if $v.metrics.enabled }}
