@@ -57,6 +57,8 @@ struct CacheEntry {
   absl::Time renew_at ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
   absl::Time last_renewal ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   absl::Time last_used ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  // The last fetch a rejected-token report triggered (rate limit).
+  absl::Time last_report_fetch ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   // Password grant refresh chain.
   std::string refresh_token ABSL_GUARDED_BY(mu);
   absl::Time chain_started_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();

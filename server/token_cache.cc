@@ -92,16 +92,12 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
     }
     const absl::Time now = options_.clock->Now();
     entry->last_used = now;
-    if (!options.rejected_token_sha256.empty() && entry->token != nullptr &&
-        entry->token->sha256_hex == options.rejected_token_sha256) {
-      LogInfo("cached token reported as rejected by Treezor; renewing",
-              {{"tenant", key.tenant},
-               {"scopes", key.scopes.ToOAuthString()},
-               {"token_fp", entry->token->fingerprint}});
-      entry->token = nullptr;
-    }
+    const bool wants_replacement =
+        !options.rejected_token_sha256.empty() &&
+        ReportTriggersFetchLocked(*entry, options.rejected_token_sha256, now);
     const CachedToken* token = entry->token.get();
-    if (token != nullptr && now < UsableUntil(renewal_, token->token) &&
+    if (!wants_replacement && token != nullptr &&
+        now < UsableUntil(renewal_, token->token) &&
         token->token.expires_at - now >= options.min_ttl) {
       if (entry->consecutive_failures > 0) ++entry->served_while_failing;
       answer = entry->token;
@@ -130,6 +126,28 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
   }
   if (answered) done(std::move(answer));
   return waiter_id;
+}
+
+bool TokenCache::ReportTriggersFetchLocked(Entry& entry,
+                                           const std::string& sha256_hex,
+                                           absl::Time now) {
+  if (entry.token == nullptr || entry.token->sha256_hex != sha256_hex) {
+    return false;  // an older token: the current one answers
+  }
+  // A fetch already queued or running replaces the token: join it.
+  if (entry.fetch_state != internal::FetchState::kIdle) return true;
+  // Backing off after a failure, or a report-triggered fetch too recent:
+  // the reported token keeps being served, with no request to Treezor.
+  if (now < entry.retry_not_before) return false;
+  if (now - entry.last_report_fetch < renewal_.rejected_token_min_interval) {
+    return false;
+  }
+  entry.last_report_fetch = now;
+  LogInfo("cached token reported as rejected by Treezor; renewing",
+          {{"tenant", entry.key.tenant},
+           {"scopes", entry.key.scopes.ToOAuthString()},
+           {"token_fp", entry.token->fingerprint}});
+  return true;
 }
 
 void TokenCache::CancelWaiter(const CacheKey& key, uint64_t waiter) {

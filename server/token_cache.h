@@ -95,8 +95,18 @@ class TokenCache {
   struct GetOptions {
     // The token must be valid at least this long after now.
     absl::Duration min_ttl = absl::ZeroDuration();
-    // Lowercase hex SHA-256 of a token Treezor refused; if it is still the
-    // cached token, it is dropped and a new one fetched.
+    // Lowercase hex SHA-256 of a token Treezor refused. A hint, never an
+    // eviction: if it is still the cached token, one replacement is fetched
+    // and this caller waits for it, while everyone else keeps being served
+    // the reported token until the replacement has actually been obtained.
+    // Reports are rate-limited per entry (renewal.rejected_token_min_interval
+    // between report-triggered fetches; none while backing off after a
+    // failure): a report inside the window, or of an older token, gets the
+    // current token without a fetch. If the replacement fetch fails, the
+    // reporting caller gets that error (UNAVAILABLE / FAILED_PRECONDITION,
+    // as for any failed fetch) rather than the token it just reported as
+    // refused; the reported token stays cached for the others and is
+    // renewed on the normal backoff.
     std::string rejected_token_sha256;
     // The caller identity the request is made for (the one that matched the
     // policy), for per-caller accounting; empty for the broker's own work.
@@ -214,6 +224,12 @@ class TokenCache {
   // queued background fetch is promoted when `urgent`).
   void StartFetchLocked(const EntryPtr& entry, bool urgent)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // Whether a report that `sha256_hex` was refused makes this caller wait
+  // for a replacement (see GetOptions::rejected_token_sha256); records the
+  // report-triggered fetch for the rate limit.
+  bool ReportTriggersFetchLocked(Entry& entry, const std::string& sha256_hex,
+                                 absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // Sets the entry's one timer (replacing any earlier one).
   void ScheduleLocked(const EntryPtr& entry, absl::Time due)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);

@@ -424,6 +424,78 @@ TEST_F(TokenCacheTest, RejectingAnOldTokenReturnsTheCurrentOne) {
   EXPECT_EQ(fetcher_.calls(), 1);
 }
 
+// Issue 10 item 4: a rejected-token report is a hint, not an eviction.
+TEST_F(TokenCacheTest, ReportedTokenKeepsBeingServedWhileItsReplacementIsFetched) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.Hold();
+  TokenRecorder reporter;
+  EXPECT_NE(cache_->GetAsync(key_, {.rejected_token_sha256 = first->sha256_hex},
+                             reporter.Callback()),
+            0u);
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  // Everyone else is answered at once, with the reported token.
+  TokenRecorder other;
+  EXPECT_EQ(cache_->GetAsync(key_, {}, other.Callback()), 0u);
+  const auto answered_at_once = other.received();
+  fetcher_.Release();
+  ASSERT_THAT(answered_at_once, SizeIs(1));
+  ASSERT_OK(answered_at_once[0]);
+  EXPECT_EQ(*answered_at_once[0], first);
+  ASSERT_TRUE(reporter.WaitForCount(1));
+  ASSERT_OK(reporter.received()[0]);
+  EXPECT_EQ((*reporter.received()[0])->token.access_token, "jwt-acme-2");
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, FailedReplacementKeepsServingTheReportedToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.PushError(absl::UnavailableError("HTTP 503"));
+  // The reporter asked for a replacement and none could be obtained.
+  EXPECT_THAT(Get(key_, {.rejected_token_sha256 = first->sha256_hex}),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("HTTP 503")));
+  ASSERT_OK_AND_ASSIGN(TokenPtr still, Get(key_));
+  EXPECT_EQ(still, first);
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, ReportsWithinTheMinIntervalGetTheCurrentTokenWithoutAFetch) {
+  RenewalSettings settings;
+  settings.rejected_token_min_interval = absl::Seconds(10);
+  MakeCache(settings);
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  ASSERT_OK_AND_ASSIGN(TokenPtr second,
+                       Get(key_, {.rejected_token_sha256 = first->sha256_hex}));
+  EXPECT_EQ(second->token.access_token, "jwt-acme-2");
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_OK_AND_ASSIGN(
+        TokenPtr same, Get(key_, {.rejected_token_sha256 = second->sha256_hex}));
+    EXPECT_EQ(same, second);
+  }
+  EXPECT_EQ(fetcher_.calls(), 2);
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_OK_AND_ASSIGN(TokenPtr third,
+                       Get(key_, {.rejected_token_sha256 = second->sha256_hex}));
+  EXPECT_EQ(third->token.access_token, "jwt-acme-3");
+  EXPECT_EQ(fetcher_.calls(), 3);
+}
+
+TEST_F(TokenCacheTest, ReportsDuringBackoffGetTheCurrentTokenWithoutAFetch) {
+  RenewalSettings settings;
+  settings.rejected_token_min_interval = absl::ZeroDuration();
+  MakeCache(settings);
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.PushError(absl::UnavailableError("HTTP 503"));
+  EXPECT_THAT(Get(key_, {.rejected_token_sha256 = first->sha256_hex}),
+              StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  // No report window, but the entry backs off after the failure.
+  ASSERT_OK_AND_ASSIGN(TokenPtr same,
+                       Get(key_, {.rejected_token_sha256 = first->sha256_hex}));
+  EXPECT_EQ(same, first);
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
 TEST_F(TokenCacheTest, IdleEntriesStopBeingRenewedAndAreDropped) {
   RenewalSettings settings;
   settings.idle_timeout = absl::Minutes(30);
