@@ -146,6 +146,9 @@ class TokenCache {
   // Answers `done` exactly once: inline for a hit, later otherwise. Errors:
   // UNAVAILABLE / FAILED_PRECONDITION / NOT_FOUND from the fetcher (prefixed
   // as such), OUT_OF_RANGE when even a fresh token cannot satisfy min_ttl.
+  // A token Treezor issues for less than renewal.min_token_lifetime is a
+  // failed fetch (UNAVAILABLE naming the lifetime and the setting, outcome
+  // "short_lifetime", normal backoff), never served nor renewed at once.
   // Returns the waiter's id when `done` will be called later (for
   // CancelWaiter), 0 when it has already been called.
   uint64_t GetAsync(const CacheKey& key, const GetOptions& options,
@@ -249,6 +252,11 @@ class TokenCache {
   bool BeginFetch(const EntryPtr& entry, FetchRequest* request)
       ABSL_LOCKS_EXCLUDED(entry->mu);
   FetchOutcome CallFetcher(const FetchRequest& request);
+  // A token whose lifetime (expires_at - obtained_at, as the fetcher
+  // computed them) is below renewal.min_token_lifetime becomes an
+  // UNAVAILABLE error with outcome "short_lifetime".
+  void RefuseShortLifetime(const FetchRequest& request,
+                           FetchResult& result) const;
   // Updates the entry with the outcome and collects who must hear of it.
   Publication ApplyOutcome(const EntryPtr& entry, const FetchRequest& request,
                            FetchOutcome& outcome)

@@ -1,6 +1,7 @@
 // The token cache's fetch path: one request to Treezor for one entry, on a
 // scheduler worker, in four steps — claim the queued fetch (BeginFetch), ask
-// the fetcher without any lock held (CallFetcher), apply the answer to the
+// the fetcher without any lock held (CallFetcher, which also refuses a token
+// living less than renewal.min_token_lifetime), apply the answer to the
 // entry (ApplyOutcome), then answer everyone it concerns (Publish).
 #include <algorithm>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "server/backoff.h"
 #include "server/cache_errors.h"
 #include "server/logging.h"
+#include "server/quote.h"
 #include "server/renewal_policy.h"
 #include "server/token_cache.h"
 
@@ -64,9 +66,26 @@ TokenCache::FetchOutcome TokenCache::CallFetcher(const FetchRequest& request) {
   FetchResult result = fetcher_->Fetch(request);
   in_flight_.fetch_sub(1);
   const absl::Time finished = options_.clock->Now();
+  RefuseShortLifetime(request, result);
   FetchReport report{result.token.status(), result.outcome, result.grant_type,
                      finished - started};
   return {std::move(result), std::move(report), finished};
+}
+
+void TokenCache::RefuseShortLifetime(const FetchRequest& request,
+                                     FetchResult& result) const {
+  if (!result.token.ok()) return;
+  const absl::Duration lifetime = result.token->lifetime();
+  if (lifetime >= renewal_.min_token_lifetime) return;
+  // A bad answer, not a token: it fails like any other (backoff, the
+  // warning RecordFailureLocked logs) instead of being renewed at once.
+  result.token = absl::UnavailableError(absl::StrCat(
+      "tenant ", Quote(request.tenant), ": Treezor returned a token with a ",
+      "usable lifetime of ", absl::FormatDuration(lifetime),
+      ", below renewal.minTokenLifetime (",
+      absl::FormatDuration(renewal_.min_token_lifetime), ")"));
+  result.outcome = "short_lifetime";
+  result.refresh_token_rejected = false;
 }
 
 TokenCache::Publication TokenCache::ApplyOutcome(const EntryPtr& entry,

@@ -29,6 +29,7 @@ class FetchWaiter : public TokenCache::Observer {
     MutexLock lock(&mu_);
     ++done_;
     if (report.status.ok()) ++succeeded_;
+    outcomes_.push_back(report.outcome);
     cv_.SignalAll();
   }
   bool WaitForSuccesses(int n, absl::Duration timeout = absl::Seconds(10)) {
@@ -49,6 +50,10 @@ class FetchWaiter : public TokenCache::Observer {
     MutexLock lock(&mu_);
     return done_;
   }
+  std::vector<std::string> outcomes() {
+    MutexLock lock(&mu_);
+    return outcomes_;
+  }
   void OnEntryDropped(const CacheKey&) override {
     MutexLock lock(&mu_);
     ++dropped_;
@@ -68,6 +73,7 @@ class FetchWaiter : public TokenCache::Observer {
   int done_ ABSL_GUARDED_BY(mu_) = 0;
   int succeeded_ ABSL_GUARDED_BY(mu_) = 0;
   int dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> outcomes_ ABSL_GUARDED_BY(mu_);
 };
 
 // Collects what a subscriber receives.
@@ -493,6 +499,71 @@ TEST_F(TokenCacheTest, ReportsDuringBackoffGetTheCurrentTokenWithoutAFetch) {
   ASSERT_OK_AND_ASSIGN(TokenPtr same,
                        Get(key_, {.rejected_token_sha256 = first->sha256_hex}));
   EXPECT_EQ(same, first);
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+// Issue 10 item 5: a token that lives too short is an error, not a success.
+class ShortLifetimeTest : public TokenCacheTest,
+                          public ::testing::WithParamInterface<absl::Duration> {};
+
+TEST_P(ShortLifetimeTest, IsAnErrorWithBackoffNotARenewalLoop) {
+  fetcher_.SetLifetime(GetParam());
+  MakeCache();  // min_token_lifetime 5 s; backoff 0.5 s at jitter 0.5
+  const auto first = Get(key_);
+  EXPECT_THAT(first, StatusIs(absl::StatusCode::kUnavailable,
+                              HasSubstr("below renewal.minTokenLifetime (5s)")));
+  EXPECT_THAT(first.status().message(),
+              HasSubstr(absl::StrCat("lifetime of ",
+                                     absl::FormatDuration(GetParam()))));
+  EXPECT_THAT(first.status().message(), ::testing::Not(HasSubstr("jwt-")));
+  ASSERT_TRUE(fetches_.WaitForFetches(1));
+  EXPECT_THAT(fetches_.outcomes(), ::testing::ElementsAre("short_lifetime"));
+  // Callers during the backoff get the error without a request each.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                    HasSubstr("renewal.minTokenLifetime")));
+  }
+  clock_.Advance(absl::Milliseconds(400));
+  EXPECT_EQ(fetcher_.calls(), 1);
+  EXPECT_EQ(cache_->Snapshot()[0].consecutive_failures, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(TokenCache, ShortLifetimeTest,
+                         ::testing::Values(absl::Seconds(1),
+                                           absl::Milliseconds(1),
+                                           absl::Seconds(4)));
+
+TEST_F(TokenCacheTest, JwtExpiringASecondAfterItArrivedIsRefused) {
+  MakeCache();
+  Token token;
+  token.access_token = "jwt-short";
+  token.token_type = "Bearer";
+  token.obtained_at = clock_.Now();
+  token.expires_at = token.obtained_at + absl::Seconds(1);  // as read from exp
+  fetcher_.Push(FetchResult{token, std::nullopt, false, "ok", "password"});
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                  HasSubstr("renewal.minTokenLifetime")));
+  ASSERT_TRUE(fetches_.WaitForFetches(1));
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, TokensAtTheLifetimeFloorAreServed) {
+  fetcher_.SetLifetime(absl::Seconds(10));  // a short demo token
+  RenewalSettings settings;
+  settings.min_token_lifetime = absl::Seconds(10);
+  MakeCache(settings);
+  ASSERT_OK_AND_ASSIGN(TokenPtr token, Get(key_));
+  EXPECT_EQ(token->token.lifetime(), absl::Seconds(10));
+}
+
+TEST_F(TokenCacheTest, ShortLivedRenewalKeepsServingTheValidToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.SetLifetime(absl::Seconds(1));
+  clock_.Advance(absl::Minutes(45));  // renewal due
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  ASSERT_OK_AND_ASSIGN(TokenPtr still, Get(key_));
+  EXPECT_EQ(still, first);
   EXPECT_EQ(fetcher_.calls(), 2);
 }
 
