@@ -13,20 +13,26 @@
 //    under the entry's own lock only: callers of other entries never wait.
 //  - A miss registers the caller as a waiter and queues one fetch for the
 //    entry; every other caller arriving meanwhile joins the same waiters list
-//    (single-flight). Fetches run on `max_concurrent_fetches` worker threads,
-//    which is therefore the bound on requests in flight to Treezor across all
-//    tenants. No lock is held during a fetch. Entries with waiting callers are
-//    fetched before background renewals.
-//  - After a fetch, the entry is scheduled for renewal at RenewAt() (jittered)
-//    in a queue ordered by due time; one scheduler thread sleeps until the
-//    earliest due time. A failed renewal is retried with capped exponential
-//    backoff (full jitter, Retry-After honoured; refused credentials wait
-//    `refused_backoff`) while the still-usable token keeps being served. Once
-//    it is past its safety margin callers get the last error (UNAVAILABLE or
-//    FAILED_PRECONDITION) straight away, without a fetch per caller, while
-//    the retries go on in the background — so the entry recovers by itself.
+//    (single-flight). Fetches run on the `max_concurrent_fetches` worker
+//    threads of a RenewalScheduler (server/renewal_scheduler.h), which is
+//    therefore the bound on requests in flight to Treezor across all
+//    tenants. No lock is held during a fetch. Entries with waiting callers
+//    are fetched before background renewals.
+//  - After a fetch, the entry's timer is set to RenewAt() (jittered); the
+//    scheduler's timer thread sleeps until the earliest one. A failed
+//    renewal is retried with capped exponential backoff (full jitter,
+//    Retry-After honoured; refused credentials wait `refused_backoff`) while
+//    the still-usable token keeps being served. Once it is past its safety
+//    margin callers get the last error (UNAVAILABLE or FAILED_PRECONDITION)
+//    straight away, without a fetch per caller, while the retries go on in
+//    the background — so the entry recovers by itself.
 //  - An entry nobody asked for during `idle_timeout` (and nobody watches) is
 //    dropped when it next falls due instead of being renewed.
+//
+// This file and token_cache.cc hold the entries, single-flight, the
+// subscriptions and the tenant operations; token_cache_fetch.cc the path of
+// one fetch (claim, ask Treezor, apply, publish); cache_entry.h an entry's
+// state. Timers and threads are the scheduler's.
 //
 // Thread-safety: all public methods are thread-safe. Callbacks (waiters,
 // subscribers) run without any cache lock held, on the caller's thread for a
@@ -36,13 +42,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <set>
 #include <string>
-#include <thread>
-#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -51,35 +53,14 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/sync.h"
-#include "server/backoff.h"
-#include "server/renewal_policy.h"
-#include "server/scope_set.h"
+#include "server/cache_entry.h"
+#include "server/cache_key.h"
+#include "server/cached_token.h"
+#include "server/renewal_scheduler.h"
 #include "server/settings.h"
-#include "server/token.h"
 #include "server/token_fetcher.h"
 
 namespace treezor::broker {
-
-struct CacheKey {
-  std::string tenant;
-  ScopeSet scopes;
-
-  friend bool operator==(const CacheKey&, const CacheKey&) = default;
-  friend auto operator<=>(const CacheKey&, const CacheKey&) = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const CacheKey& k) {
-    return H::combine(std::move(h), k.tenant, k.scopes);
-  }
-};
-
-// A token as held by the cache: immutable once published, shared by readers.
-struct CachedToken {
-  Token token;
-  // Increases by one with every token the entry obtains.
-  uint64_t version = 0;
-  std::string sha256_hex;   // of token.access_token
-  std::string fingerprint;  // short form, for logs
-};
 
 // What the admin API and metrics see of an entry. Never the token itself.
 struct EntrySnapshot {
@@ -101,8 +82,8 @@ struct EntrySnapshot {
 
 class TokenCache {
  public:
-  using TokenPtr = std::shared_ptr<const CachedToken>;
-  using Callback = std::function<void(absl::StatusOr<TokenPtr>)>;
+  using TokenPtr = internal::TokenPtr;
+  using Callback = internal::TokenCallback;
 
   // What is not a setting (server/settings.h).
   struct Options {
@@ -114,8 +95,18 @@ class TokenCache {
   struct GetOptions {
     // The token must be valid at least this long after now.
     absl::Duration min_ttl = absl::ZeroDuration();
-    // Lowercase hex SHA-256 of a token Treezor refused; if it is still the
-    // cached token, it is dropped and a new one fetched.
+    // Lowercase hex SHA-256 of a token Treezor refused. A hint, never an
+    // eviction: if it is still the cached token, one replacement is fetched
+    // and this caller waits for it, while everyone else keeps being served
+    // the reported token until the replacement has actually been obtained.
+    // Reports are rate-limited per entry (renewal.rejected_token_min_interval
+    // between report-triggered fetches; none while backing off after a
+    // failure): a report inside the window, or of an older token, gets the
+    // current token without a fetch. If the replacement fetch fails, the
+    // reporting caller gets that error (UNAVAILABLE / FAILED_PRECONDITION,
+    // as for any failed fetch) rather than the token it just reported as
+    // refused; the reported token stays cached for the others and is
+    // renewed on the normal backoff.
     std::string rejected_token_sha256;
     // The caller identity the request is made for (the one that matched the
     // policy), for per-caller accounting; empty for the broker's own work.
@@ -155,6 +146,9 @@ class TokenCache {
   // Answers `done` exactly once: inline for a hit, later otherwise. Errors:
   // UNAVAILABLE / FAILED_PRECONDITION / NOT_FOUND from the fetcher (prefixed
   // as such), OUT_OF_RANGE when even a fresh token cannot satisfy min_ttl.
+  // A token Treezor issues for less than renewal.min_token_lifetime is a
+  // failed fetch (UNAVAILABLE naming the lifetime and the setting, outcome
+  // "short_lifetime", normal backoff), never served nor renewed at once.
   // Returns the waiter's id when `done` will be called later (for
   // CancelWaiter), 0 when it has already been called.
   uint64_t GetAsync(const CacheKey& key, const GetOptions& options,
@@ -213,76 +207,70 @@ class TokenCache {
   void SetObserver(Observer* observer) { observer_ = observer; }
 
   // Wakes the scheduler to re-read the clock (FakeClock listeners call it).
-  void Wake() ABSL_LOCKS_EXCLUDED(sched_mu_);
+  void Wake();
 
   // Answers pending waiters UNAVAILABLE (and any later caller), then stops
   // the threads (waiting for requests in flight); idempotent.
-  void Shutdown() ABSL_LOCKS_EXCLUDED(entries_mu_, sched_mu_);
+  void Shutdown() ABSL_LOCKS_EXCLUDED(entries_mu_);
 
  private:
-  struct Waiter {
-    uint64_t id;
-    absl::Duration min_ttl;
-    Callback done;
-  };
-  enum class FetchState { kIdle, kQueued, kRunning };
+  using Entry = internal::CacheEntry;
+  using EntryPtr = std::shared_ptr<Entry>;
 
-  // One (tenant, scope set). Fields other than key/id are guarded by mu.
-  struct Entry {
-    Entry(CacheKey k, uint64_t i) : key(std::move(k)), id(i) {}
-    const CacheKey key;
-    const uint64_t id;
-    Mutex mu;
-    TokenPtr token ABSL_GUARDED_BY(mu);
-    uint64_t last_version ABSL_GUARDED_BY(mu) = 0;
-    FetchState fetch_state ABSL_GUARDED_BY(mu) = FetchState::kIdle;
-    bool queued_urgent ABSL_GUARDED_BY(mu) = false;
-    bool removed ABSL_GUARDED_BY(mu) = false;
-    absl::Status last_error ABSL_GUARDED_BY(mu);
-    int consecutive_failures ABSL_GUARDED_BY(mu) = 0;
-    // Backoff gate: before this, callers get last_error instead of a fetch.
-    absl::Time retry_not_before ABSL_GUARDED_BY(mu) = absl::InfinitePast();
-    absl::Time renew_at ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
-    absl::Time last_renewal ABSL_GUARDED_BY(mu) = absl::InfinitePast();
-    absl::Time last_used ABSL_GUARDED_BY(mu) = absl::InfinitePast();
-    // Password grant refresh chain.
-    std::string refresh_token ABSL_GUARDED_BY(mu);
-    absl::Time chain_started_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
-    std::vector<Waiter> waiters ABSL_GUARDED_BY(mu);
-    // Forced refreshes (admin): answered by the next fetch, whatever it is.
-    std::vector<Callback> refresh_waiters ABSL_GUARDED_BY(mu);
-    absl::flat_hash_map<uint64_t, Callback> subscribers ABSL_GUARDED_BY(mu);
-    uint64_t next_subscriber ABSL_GUARDED_BY(mu) = 1;
-    uint64_t next_waiter ABSL_GUARDED_BY(mu) = 1;
-    int64_t fetch_count ABSL_GUARDED_BY(mu) = 0;
-    int64_t served_while_failing ABSL_GUARDED_BY(mu) = 0;
-  };
-
-  std::shared_ptr<Entry> FindOrCreate(const CacheKey& key)
-      ABSL_LOCKS_EXCLUDED(entries_mu_);
-  std::shared_ptr<Entry> Find(const CacheKey& key) const
+  EntryPtr FindOrCreate(const CacheKey& key) ABSL_LOCKS_EXCLUDED(entries_mu_);
+  EntryPtr Find(const CacheKey& key) const ABSL_LOCKS_EXCLUDED(entries_mu_);
+  void RemoveEntry(const EntryPtr& entry) ABSL_LOCKS_EXCLUDED(entries_mu_);
+  std::vector<EntryPtr> EntriesOf(const std::string& tenant) const
       ABSL_LOCKS_EXCLUDED(entries_mu_);
 
-  // Queues one fetch for the entry unless one is queued or running.
-  void StartFetchLocked(const std::shared_ptr<Entry>& entry, bool urgent)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu) ABSL_LOCKS_EXCLUDED(sched_mu_);
-  // Sets the entry's one due time (replacing any earlier one).
-  void ScheduleLocked(const std::shared_ptr<Entry>& entry, absl::Time due)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu) ABSL_LOCKS_EXCLUDED(sched_mu_);
-
-  void WorkerLoop() ABSL_LOCKS_EXCLUDED(sched_mu_);
-  void SchedulerLoop() ABSL_LOCKS_EXCLUDED(sched_mu_);
-  void RunFetch(const std::shared_ptr<Entry>& entry);
-  // Handles a due entry: drop it if idle, else fetch.
-  void OnDue(const std::shared_ptr<Entry>& entry)
-      ABSL_LOCKS_EXCLUDED(entries_mu_);
-  void RemoveEntry(const std::shared_ptr<Entry>& entry)
-      ABSL_LOCKS_EXCLUDED(entries_mu_);
-
+  // Queues one fetch for the entry unless one is queued or running (a
+  // queued background fetch is promoted when `urgent`).
+  void StartFetchLocked(const EntryPtr& entry, bool urgent)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // Whether a report that `sha256_hex` was refused makes this caller wait
+  // for a replacement (see GetOptions::rejected_token_sha256); records the
+  // report-triggered fetch for the rate limit.
+  bool ReportTriggersFetchLocked(Entry& entry, const std::string& sha256_hex,
+                                 absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // Sets the entry's one timer (replacing any earlier one).
+  void ScheduleLocked(const EntryPtr& entry, absl::Time due)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // The entry's timer: drop it if idle, else renew (or retry) it.
+  void OnDue(const EntryPtr& entry) ABSL_LOCKS_EXCLUDED(entries_mu_);
   void FetchTenantNow(const std::string& tenant, bool only_failing)
       ABSL_LOCKS_EXCLUDED(entries_mu_);
+
+  // --- The fetch path (token_cache_fetch.cc), on a worker thread.
+  struct FetchOutcome;
+  struct Publication;
+  // One fetch for `entry`: claim it, ask Treezor, apply the answer to the
+  // entry, then answer everyone it concerns.
+  void RunFetch(const EntryPtr& entry);
+  // Marks the queued fetch running and builds the request; false if the
+  // queue item is stale or the entry gone.
+  bool BeginFetch(const EntryPtr& entry, FetchRequest* request)
+      ABSL_LOCKS_EXCLUDED(entry->mu);
+  FetchOutcome CallFetcher(const FetchRequest& request);
+  // A token whose lifetime (expires_at - obtained_at, as the fetcher
+  // computed them) is below renewal.min_token_lifetime becomes an
+  // UNAVAILABLE error with outcome "short_lifetime".
+  void RefuseShortLifetime(const FetchRequest& request,
+                           FetchResult& result) const;
+  // Updates the entry with the outcome and collects who must hear of it.
+  Publication ApplyOutcome(const EntryPtr& entry, const FetchRequest& request,
+                           FetchOutcome& outcome)
+      ABSL_LOCKS_EXCLUDED(entry->mu);
+  void StoreTokenLocked(Entry& entry, const FetchRequest& request,
+                        Token token, absl::Time now, Publication& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  void RecordFailureLocked(Entry& entry, const FetchResult& result,
+                           absl::Time now, Publication& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  void Publish(const EntryPtr& entry, const FetchReport& report,
+               Publication& publication);
+
   double Random() ABSL_LOCKS_EXCLUDED(random_mu_);
-  BackoffSettings backoff_settings() const;
 
   TokenFetcher* const fetcher_;
   const RenewalSettings renewal_;
@@ -290,27 +278,8 @@ class TokenCache {
   Observer* observer_ = nullptr;
 
   mutable Mutex entries_mu_;
-  absl::flat_hash_map<CacheKey, std::shared_ptr<Entry>> entries_
-      ABSL_GUARDED_BY(entries_mu_);
-
-  // Scheduler and work queues. Lock order: an entry's mu, then sched_mu_.
-  mutable Mutex sched_mu_;
-  CondVar sched_cv_;   // scheduler: something became due earlier, or stop
-  CondVar work_cv_;    // workers: work queued, or stop
-  bool stopping_ ABSL_GUARDED_BY(sched_mu_) = false;
-  // Renewal/retry queue ordered by due time; `scheduled_` maps an entry id
-  // to its one item in `due_`.
-  struct Scheduled {
-    std::weak_ptr<Entry> entry;
-    absl::Time due;
-  };
-  std::set<std::pair<absl::Time, uint64_t>> due_ ABSL_GUARDED_BY(sched_mu_);
-  absl::flat_hash_map<uint64_t, Scheduled> scheduled_
-      ABSL_GUARDED_BY(sched_mu_);
+  absl::flat_hash_map<CacheKey, EntryPtr> entries_ ABSL_GUARDED_BY(entries_mu_);
   uint64_t next_entry_id_ ABSL_GUARDED_BY(entries_mu_) = 1;
-  std::deque<std::shared_ptr<Entry>> urgent_work_ ABSL_GUARDED_BY(sched_mu_);
-  std::deque<std::shared_ptr<Entry>> background_work_
-      ABSL_GUARDED_BY(sched_mu_);
 
   Mutex random_mu_;
   std::function<double()> random_unit_ ABSL_GUARDED_BY(random_mu_);
@@ -319,7 +288,9 @@ class TokenCache {
   // Set first thing in Shutdown(); read under an entry's lock, so a caller
   // either sees it or is among the waiters Shutdown() answers.
   std::atomic<bool> shutting_down_{false};
-  std::vector<std::thread> threads_;
+  // Last: its threads stop (in Shutdown, at the latest when it is
+  // destroyed) before anything they use goes away.
+  RenewalScheduler scheduler_;
 };
 
 const char* EntryStateName(EntrySnapshot::State state);

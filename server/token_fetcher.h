@@ -45,7 +45,8 @@ struct FetchResult {
   // "network", "aborted" (at shutdown), "http_429", "http_4xx", "http_5xx",
   // "unparsable",
   // "oauth_<RFC 6749 error code>" or "oauth_other", "config",
-  // "not_configured".
+  // "not_configured"; the token cache reports "short_lifetime" for a token
+  // it refused as living less than renewal.min_token_lifetime.
   std::string outcome;
   // The grant sent: "client_credentials", "password", "refresh_token"; empty
   // if no request was sent.

@@ -29,6 +29,7 @@ class FetchWaiter : public TokenCache::Observer {
     MutexLock lock(&mu_);
     ++done_;
     if (report.status.ok()) ++succeeded_;
+    outcomes_.push_back(report.outcome);
     cv_.SignalAll();
   }
   bool WaitForSuccesses(int n, absl::Duration timeout = absl::Seconds(10)) {
@@ -49,6 +50,10 @@ class FetchWaiter : public TokenCache::Observer {
     MutexLock lock(&mu_);
     return done_;
   }
+  std::vector<std::string> outcomes() {
+    MutexLock lock(&mu_);
+    return outcomes_;
+  }
   void OnEntryDropped(const CacheKey&) override {
     MutexLock lock(&mu_);
     ++dropped_;
@@ -68,6 +73,7 @@ class FetchWaiter : public TokenCache::Observer {
   int done_ ABSL_GUARDED_BY(mu_) = 0;
   int succeeded_ ABSL_GUARDED_BY(mu_) = 0;
   int dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> outcomes_ ABSL_GUARDED_BY(mu_);
 };
 
 // Collects what a subscriber receives.
@@ -422,6 +428,143 @@ TEST_F(TokenCacheTest, RejectingAnOldTokenReturnsTheCurrentOne) {
       Get(key_, {.rejected_token_sha256 = TokenSha256Hex("some-old-token")}));
   EXPECT_EQ(current, first);
   EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+// Issue 10 item 4: a rejected-token report is a hint, not an eviction.
+TEST_F(TokenCacheTest, ReportedTokenKeepsBeingServedWhileItsReplacementIsFetched) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.Hold();
+  TokenRecorder reporter;
+  EXPECT_NE(cache_->GetAsync(key_, {.rejected_token_sha256 = first->sha256_hex},
+                             reporter.Callback()),
+            0u);
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  // Everyone else is answered at once, with the reported token.
+  TokenRecorder other;
+  EXPECT_EQ(cache_->GetAsync(key_, {}, other.Callback()), 0u);
+  const auto answered_at_once = other.received();
+  fetcher_.Release();
+  ASSERT_THAT(answered_at_once, SizeIs(1));
+  ASSERT_OK(answered_at_once[0]);
+  EXPECT_EQ(*answered_at_once[0], first);
+  ASSERT_TRUE(reporter.WaitForCount(1));
+  ASSERT_OK(reporter.received()[0]);
+  EXPECT_EQ((*reporter.received()[0])->token.access_token, "jwt-acme-2");
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, FailedReplacementKeepsServingTheReportedToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.PushError(absl::UnavailableError("HTTP 503"));
+  // The reporter asked for a replacement and none could be obtained.
+  EXPECT_THAT(Get(key_, {.rejected_token_sha256 = first->sha256_hex}),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("HTTP 503")));
+  ASSERT_OK_AND_ASSIGN(TokenPtr still, Get(key_));
+  EXPECT_EQ(still, first);
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, ReportsWithinTheMinIntervalGetTheCurrentTokenWithoutAFetch) {
+  RenewalSettings settings;
+  settings.rejected_token_min_interval = absl::Seconds(10);
+  MakeCache(settings);
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  ASSERT_OK_AND_ASSIGN(TokenPtr second,
+                       Get(key_, {.rejected_token_sha256 = first->sha256_hex}));
+  EXPECT_EQ(second->token.access_token, "jwt-acme-2");
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_OK_AND_ASSIGN(
+        TokenPtr same, Get(key_, {.rejected_token_sha256 = second->sha256_hex}));
+    EXPECT_EQ(same, second);
+  }
+  EXPECT_EQ(fetcher_.calls(), 2);
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_OK_AND_ASSIGN(TokenPtr third,
+                       Get(key_, {.rejected_token_sha256 = second->sha256_hex}));
+  EXPECT_EQ(third->token.access_token, "jwt-acme-3");
+  EXPECT_EQ(fetcher_.calls(), 3);
+}
+
+TEST_F(TokenCacheTest, ReportsDuringBackoffGetTheCurrentTokenWithoutAFetch) {
+  RenewalSettings settings;
+  settings.rejected_token_min_interval = absl::ZeroDuration();
+  MakeCache(settings);
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.PushError(absl::UnavailableError("HTTP 503"));
+  EXPECT_THAT(Get(key_, {.rejected_token_sha256 = first->sha256_hex}),
+              StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  // No report window, but the entry backs off after the failure.
+  ASSERT_OK_AND_ASSIGN(TokenPtr same,
+                       Get(key_, {.rejected_token_sha256 = first->sha256_hex}));
+  EXPECT_EQ(same, first);
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+// Issue 10 item 5: a token that lives too short is an error, not a success.
+class ShortLifetimeTest : public TokenCacheTest,
+                          public ::testing::WithParamInterface<absl::Duration> {};
+
+TEST_P(ShortLifetimeTest, IsAnErrorWithBackoffNotARenewalLoop) {
+  fetcher_.SetLifetime(GetParam());
+  MakeCache();  // min_token_lifetime 5 s; backoff 0.5 s at jitter 0.5
+  const auto first = Get(key_);
+  EXPECT_THAT(first, StatusIs(absl::StatusCode::kUnavailable,
+                              HasSubstr("below renewal.minTokenLifetime (5s)")));
+  EXPECT_THAT(first.status().message(),
+              HasSubstr(absl::StrCat("lifetime of ",
+                                     absl::FormatDuration(GetParam()))));
+  EXPECT_THAT(first.status().message(), ::testing::Not(HasSubstr("jwt-")));
+  ASSERT_TRUE(fetches_.WaitForFetches(1));
+  EXPECT_THAT(fetches_.outcomes(), ::testing::ElementsAre("short_lifetime"));
+  // Callers during the backoff get the error without a request each.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                    HasSubstr("renewal.minTokenLifetime")));
+  }
+  clock_.Advance(absl::Milliseconds(400));
+  EXPECT_EQ(fetcher_.calls(), 1);
+  EXPECT_EQ(cache_->Snapshot()[0].consecutive_failures, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(TokenCache, ShortLifetimeTest,
+                         ::testing::Values(absl::Seconds(1),
+                                           absl::Milliseconds(1),
+                                           absl::Seconds(4)));
+
+TEST_F(TokenCacheTest, JwtExpiringASecondAfterItArrivedIsRefused) {
+  MakeCache();
+  Token token;
+  token.access_token = "jwt-short";
+  token.token_type = "Bearer";
+  token.obtained_at = clock_.Now();
+  token.expires_at = token.obtained_at + absl::Seconds(1);  // as read from exp
+  fetcher_.Push(FetchResult{token, std::nullopt, false, "ok", "password"});
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                  HasSubstr("renewal.minTokenLifetime")));
+  ASSERT_TRUE(fetches_.WaitForFetches(1));
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, TokensAtTheLifetimeFloorAreServed) {
+  fetcher_.SetLifetime(absl::Seconds(10));  // a short demo token
+  RenewalSettings settings;
+  settings.min_token_lifetime = absl::Seconds(10);
+  MakeCache(settings);
+  ASSERT_OK_AND_ASSIGN(TokenPtr token, Get(key_));
+  EXPECT_EQ(token->token.lifetime(), absl::Seconds(10));
+}
+
+TEST_F(TokenCacheTest, ShortLivedRenewalKeepsServingTheValidToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.SetLifetime(absl::Seconds(1));
+  clock_.Advance(absl::Minutes(45));  // renewal due
+  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  ASSERT_OK_AND_ASSIGN(TokenPtr still, Get(key_));
+  EXPECT_EQ(still, first);
+  EXPECT_EQ(fetcher_.calls(), 2);
 }
 
 TEST_F(TokenCacheTest, IdleEntriesStopBeingRenewedAndAreDropped) {
