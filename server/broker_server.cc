@@ -121,7 +121,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   broker->health_ = std::make_unique<HealthService>(
       std::vector<std::string>{kTokenServiceName});
   broker->token_service_ = std::make_unique<TokenService>(
-      broker->cache_.get(), shared_policy, broker->metrics_.get());
+      broker->cache_.get(), shared_policy, options.clock,
+      broker->metrics_.get());
   BrokerServer* self = broker.get();
   broker->admin_service_ = std::make_unique<AdminService>(
       broker->cache_.get(), shared_policy,

@@ -37,28 +37,6 @@ void WriteFileOrDie(const std::string& path, absl::string_view content) {
   }
 }
 
-LogCapture::LogCapture() {
-  SetLogSink([this](absl::string_view line) {
-    MutexLock lock(&mu_);
-    lines_.emplace_back(line);
-  });
-}
-
-LogCapture::~LogCapture() { SetLogSink(nullptr); }
-
-std::vector<std::string> LogCapture::lines() const {
-  MutexLock lock(&mu_);
-  return lines_;
-}
-
-bool LogCapture::Contains(absl::string_view needle) const {
-  MutexLock lock(&mu_);
-  for (const auto& l : lines_) {
-    if (absl::StrContains(l, needle)) return true;
-  }
-  return false;
-}
-
 BrokerHarness::BrokerHarness() : BrokerHarness(Options()) {}
 BrokerHarness::BrokerHarness(Options options) : options_(std::move(options)) {}
 

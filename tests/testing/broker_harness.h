@@ -33,24 +33,12 @@
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fake_treezor.h"
+#include "tests/testing/log_capture.h"
 #include "tests/testing/temp_dir.h"
 
 namespace treezor::broker::testing {
 
 inline constexpr char kClientSecret[] = "acme-client-secret-DO-NOT-LOG-7f3a";
-
-// Captures every log line of the process while alive.
-class LogCapture {
- public:
-  LogCapture();
-  ~LogCapture();
-  std::vector<std::string> lines() const ABSL_LOCKS_EXCLUDED(mu_);
-  bool Contains(absl::string_view needle) const ABSL_LOCKS_EXCLUDED(mu_);
-
- private:
-  mutable Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
-};
 
 class BrokerHarness {
  public:

@@ -1,0 +1,93 @@
+#include "server/rpc_audit.h"
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/log_capture.h"
+
+namespace treezor::broker {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::FakeClock;
+using testing::LogCapture;
+
+CachedToken Token(std::string fingerprint) {
+  CachedToken token;
+  token.token.access_token = "eyJhbGciOiJIUzI1NiJ9.secret-token.sig";
+  token.fingerprint = std::move(fingerprint);
+  token.version = 3;
+  return token;
+}
+
+TEST(RpcAudit, FinishWritesOneAuditLineWithLatencyFromTheClock) {
+  LogCapture log;
+  FakeClock clock;
+  RpcAudit audit(BrokerMetrics::Rpc::kGetToken, &clock, nullptr);
+  audit.SetCaller({"spiffe://corp/payments", "payments"});
+  audit.SetTenant("acme");
+  audit.SetScopes("admin read_all");
+  audit.SetToken(Token("3f2a9c01b7e4"));
+  clock.Advance(absl::Milliseconds(250));
+  const grpc::Status status = audit.Finish(absl::OkStatus());
+  EXPECT_TRUE(status.ok());
+  ASSERT_EQ(log.lines().size(), 1u);
+  EXPECT_THAT(log.lines()[0],
+              HasSubstr(R"("msg":"audit","rpc":"GetToken",)"
+                        R"("caller":"spiffe://corp/payments,payments",)"
+                        R"("tenant":"acme","scopes":"admin read_all",)"
+                        R"("outcome":"OK","latency_us":"250000",)"
+                        R"("token_fp":"3f2a9c01b7e4"})"));
+  EXPECT_THAT(log.lines()[0], Not(HasSubstr("secret-token")));
+}
+
+TEST(RpcAudit, FinishConvertsTheStatusAndNamesTheError) {
+  LogCapture log;
+  FakeClock clock;
+  RpcAudit audit(BrokerMetrics::Rpc::kRefreshToken, &clock, nullptr);
+  const grpc::Status status = audit.Finish(
+      absl::PermissionDeniedError("caller is not allowed to use BrokerAdmin"));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(), "caller is not allowed to use BrokerAdmin");
+  ASSERT_EQ(log.lines().size(), 1u);
+  EXPECT_THAT(log.lines()[0],
+              HasSubstr(R"("rpc":"RefreshToken","caller":"",)"
+                        R"("outcome":"PERMISSION_DENIED","latency_us":"0",)"
+                        R"("error":"caller is not allowed to use BrokerAdmin"})"));
+}
+
+TEST(RpcAudit, OnlyTheFirstFinishIsAuditedAndCounted) {
+  LogCapture log;
+  FakeClock clock;
+  BrokerMetrics metrics(&clock);
+  RpcAudit audit(BrokerMetrics::Rpc::kWatchToken, &clock, &metrics);
+  audit.AddField({"tokens_sent", 2});
+  EXPECT_EQ(audit.Finish(absl::CancelledError("caller hung up")).error_code(),
+            grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(audit.finished());
+  // A second Finish still converts, but writes and counts nothing.
+  EXPECT_EQ(audit.Finish(absl::UnavailableError("x")).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  ASSERT_EQ(log.lines().size(), 1u);
+  EXPECT_THAT(log.lines()[0], HasSubstr(R"("tokens_sent":"2"})"));
+  const std::string rendered = metrics.Render();
+  EXPECT_THAT(rendered, HasSubstr(R"(treezor_broker_rpcs_total{code="CANCELLED",method="WatchToken"} 1)"));
+  EXPECT_THAT(rendered, HasSubstr(R"(treezor_broker_rpcs_total{code="UNAVAILABLE",method="WatchToken"} 0)"));
+}
+
+TEST(RpcAudit, GetTokenLatencyIsRecordedFromTheInjectedClock) {
+  LogCapture log;
+  FakeClock clock;
+  BrokerMetrics metrics(&clock);
+  RpcAudit audit(BrokerMetrics::Rpc::kGetToken, &clock, &metrics);
+  clock.Advance(absl::Seconds(3));
+  audit.Finish(absl::OkStatus());
+  const std::string rendered = metrics.Render();
+  EXPECT_THAT(rendered, HasSubstr("treezor_broker_get_token_latency_seconds_sum 3"));
+  EXPECT_THAT(rendered, HasSubstr(R"(treezor_broker_rpcs_total{code="OK",method="GetToken"} 1)"));
+}
+
+}  // namespace
+}  // namespace treezor::broker
