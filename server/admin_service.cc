@@ -1,5 +1,6 @@
 #include "server/admin_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "server/logging.h"
 #include "server/peer_identity.h"
@@ -41,13 +42,19 @@ std::shared_ptr<const Policy> AdminService::policy() const {
 }
 
 absl::Status AdminService::Authorize(grpc::CallbackServerContext* context,
-                                     std::vector<std::string>* ids) const {
+                                     RpcAudit* audit) const {
   auto auth = context->auth_context();
-  if (auth != nullptr) *ids = PeerIdentities(*auth);
-  if (!policy()->IsAdmin(*ids)) {
+  absl::StatusOr<PeerIdentity> peer =
+      auth == nullptr ? PeerIdentity() : PeerIdentityFromAuthContext(*auth);
+  if (!peer.ok()) return peer.status();
+  audit->SetCaller(*peer);
+  absl::StatusOr<MatchedIdentity> admin = policy()->MatchAdmin(*peer);
+  if (!admin.ok()) {
     return absl::PermissionDeniedError(
-        "caller is not allowed to use BrokerAdmin (not in admins[])");
+        absl::StrCat(admin.status().message(),
+                     "; BrokerAdmin is only for identities in admins[]"));
   }
+  audit->SetIdentity(*admin);
   return absl::OkStatus();
 }
 
@@ -56,9 +63,7 @@ grpc::ServerUnaryReactor* AdminService::ListTokens(
     v1::ListTokensResponse* response) {
   auto* reactor = context->DefaultReactor();
   RpcAudit audit(BrokerMetrics::Rpc::kListTokens, clock_, metrics_);
-  std::vector<std::string> ids;
-  absl::Status status = Authorize(context, &ids);
-  audit.SetCaller(ids);
+  absl::Status status = Authorize(context, &audit);
   if (status.ok()) {
     const absl::Time now = clock_->Now();
     for (const EntrySnapshot& e : cache_->Snapshot()) {
@@ -97,9 +102,7 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
     v1::RefreshTokenResponse* response) {
   auto* reactor = context->DefaultReactor();
   RpcAudit audit(BrokerMetrics::Rpc::kRefreshToken, clock_, metrics_);
-  std::vector<std::string> ids;
-  absl::Status status = Authorize(context, &ids);
-  audit.SetCaller(ids);
+  absl::Status status = Authorize(context, &audit);
   ScopeSet scopes;
   if (status.ok() && request->tenant().empty()) {
     status = absl::InvalidArgumentError("tenant: required");
@@ -137,9 +140,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadConfig(
     v1::ReloadConfigResponse* response) {
   auto* reactor = context->DefaultReactor();
   RpcAudit audit(BrokerMetrics::Rpc::kReloadConfig, clock_, metrics_);
-  std::vector<std::string> ids;
-  absl::Status status = Authorize(context, &ids);
-  audit.SetCaller(ids);
+  absl::Status status = Authorize(context, &audit);
   if (status.ok()) {
     // Inline: reading and validating the file takes milliseconds.
     *response = hooks_.reload();

@@ -16,6 +16,16 @@ static_assert(std::size(kRpcNames) ==
 
 // Longer tenants are refused by validation anyway; the log line is cut here.
 constexpr size_t kMaxLoggedTenant = 128;
+// The certificate's names, joined, are cut here (their count is logged
+// then); a matched identity is a config string, cut alike for safety.
+constexpr size_t kMaxLoggedCaller = 256;
+constexpr size_t kMaxLoggedIdentity = 128;
+
+// `s` cut to `max` bytes, "..." marking the cut.
+std::string Bounded(absl::string_view s, size_t max) {
+  if (s.size() <= max) return std::string(s);
+  return absl::StrCat(s.substr(0, max), "...");
+}
 
 }  // namespace
 
@@ -23,8 +33,29 @@ RpcAudit::RpcAudit(BrokerMetrics::Rpc rpc, Clock* clock,
                    BrokerMetrics* metrics)
     : rpc_(rpc), clock_(clock), metrics_(metrics), started_(clock->Now()) {}
 
-void RpcAudit::SetCaller(const std::vector<std::string>& identities) {
-  caller_ = absl::StrJoin(identities, ",");
+void RpcAudit::SetCaller(const PeerIdentity& peer) {
+  caller_.clear();
+  caller_names_ = peer.name_count();
+  caller_cut_ = false;
+  auto add = [this](absl::string_view kind, absl::string_view name) {
+    if (caller_cut_) return;
+    const std::string entry =
+        absl::StrCat(caller_.empty() ? "" : ",", kind, ":", name);
+    if (caller_.size() + entry.size() > kMaxLoggedCaller) {
+      caller_cut_ = true;
+      caller_ = Bounded(absl::StrCat(caller_, entry), kMaxLoggedCaller);
+      return;
+    }
+    caller_ += entry;
+  };
+  for (const std::string& uri : peer.uri_sans) add("uri", uri);
+  for (const std::string& dns : peer.dns_sans) add("dns", dns);
+  if (!peer.common_name.empty()) add("cn", peer.common_name);
+}
+
+void RpcAudit::SetIdentity(const MatchedIdentity& identity) {
+  has_identity_ = true;
+  identity_ = {identity.kind, Bounded(identity.name, kMaxLoggedIdentity)};
 }
 
 void RpcAudit::SetTenant(absl::string_view tenant) {
@@ -49,9 +80,14 @@ grpc::Status RpcAudit::Finish(const absl::Status& outcome) {
     const absl::Duration latency = clock_->Now() - started_;
     // Built in place (this runs on every RPC): no initializer-list copies.
     std::vector<LogField> fields;
-    fields.reserve(8 + extra_.size());
+    fields.reserve(12 + extra_.size());
     fields.emplace_back("rpc", kRpcNames[static_cast<int>(rpc_)]);
     fields.emplace_back("caller", caller_);
+    if (caller_cut_) fields.emplace_back("caller_names", caller_names_);
+    if (has_identity_) {
+      fields.emplace_back("identity", identity_.name);
+      fields.emplace_back("identity_kind", IdentityKindName(identity_.kind));
+    }
     if (has_tenant_) fields.emplace_back("tenant", tenant_);
     if (has_scopes_) fields.emplace_back("scopes", scopes_);
     fields.emplace_back("outcome", absl::StatusCodeToString(outcome.code()));

@@ -5,14 +5,18 @@
 // clock, never from absl::Now().
 //
 //   RpcAudit audit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_);
-//   audit.SetCaller(identities);
+//   audit.SetCaller(peer);          // the certificate's names
+//   audit.SetIdentity(matched);     // the config identity that matched
 //   audit.SetTenant(request->tenant());
 //   ...
 //   reactor->Finish(audit.Finish(status));
 //
-// An audit line names who asked (caller), for what (tenant, scopes), the
-// outcome, the latency and, when a token was handed out, its fingerprint —
-// never the token.
+// An audit line names who asked (caller: the certificate's names, typed as
+// "uri:", "dns:", "cn:"; identity and identity_kind: the config identity
+// that matched and through which kind of name), for what (tenant, scopes),
+// the outcome, the latency and, when a token was handed out, its
+// fingerprint — never the token. Every field a request controls is bounded,
+// so a hostile request cannot write a huge line.
 //
 // Thread-safety: not thread-safe. An RPC's audit belongs to whoever finishes
 // the RPC: the handler, then the one cache callback, or a stream under its
@@ -30,6 +34,7 @@
 #include "grpcpp/support/status.h"
 #include "server/logging.h"
 #include "server/metrics.h"
+#include "server/peer_identity.h"
 #include "server/token_cache.h"
 
 namespace treezor::broker {
@@ -40,8 +45,11 @@ class RpcAudit {
   // null (no metric recorded).
   RpcAudit(BrokerMetrics::Rpc rpc, Clock* clock, BrokerMetrics* metrics);
 
-  // The caller's certificate identities.
-  void SetCaller(const std::vector<std::string>& identities);
+  // The caller's certificate names (bounded: a prefix, and their count when
+  // cut).
+  void SetCaller(const PeerIdentity& peer);
+  // The config identity the caller matched, and how ("uri", "dns", "cn").
+  void SetIdentity(const MatchedIdentity& identity);
   void SetTenant(absl::string_view tenant);
   // Space-separated scopes, as requested or as resolved.
   void SetScopes(absl::string_view scopes);
@@ -63,6 +71,10 @@ class RpcAudit {
   absl::Time started_;
   bool finished_ = false;
   std::string caller_;
+  size_t caller_names_ = 0;
+  bool caller_cut_ = false;
+  bool has_identity_ = false;
+  MatchedIdentity identity_{IdentityKind::kUri, ""};
   bool has_tenant_ = false;
   std::string tenant_;
   bool has_scopes_ = false;

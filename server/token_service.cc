@@ -13,10 +13,31 @@
 namespace treezor::broker {
 namespace {
 
-std::vector<std::string> CallerIdentities(grpc::CallbackServerContext* ctx) {
+// The caller's certificate identity; its names go into the audit line.
+absl::StatusOr<PeerIdentity> CallerIdentity(grpc::CallbackServerContext* ctx,
+                                            RpcAudit* audit) {
   auto auth = ctx->auth_context();
-  if (auth == nullptr) return {};
-  return PeerIdentities(*auth);
+  absl::StatusOr<PeerIdentity> peer =
+      auth == nullptr ? PeerIdentity() : PeerIdentityFromAuthContext(*auth);
+  if (peer.ok()) audit->SetCaller(*peer);
+  return peer;
+}
+
+// The scope set `peer` may have on `tenant` under `policy`; the matched
+// identities (the first one goes into the audit line) in `matched`.
+absl::StatusOr<ScopeSet> AuthorizeCaller(
+    const Policy& policy, const absl::StatusOr<PeerIdentity>& peer,
+    const std::string& tenant,
+    const google::protobuf::RepeatedPtrField<std::string>& scopes,
+    RpcAudit* audit, std::vector<MatchedIdentity>* matched) {
+  if (!peer.ok()) return peer.status();
+  absl::StatusOr<std::vector<MatchedIdentity>> caller =
+      policy.MatchCaller(*peer);
+  if (!caller.ok()) return caller.status();
+  audit->SetIdentity(caller->front());
+  *matched = *std::move(caller);
+  const std::vector<std::string> requested(scopes.begin(), scopes.end());
+  return policy.Authorize(*matched, tenant, requested);
 }
 
 }  // namespace
@@ -61,18 +82,17 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     v1::GetTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RpcAudit audit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_);
-  const std::vector<std::string> identities = CallerIdentities(context);
-  audit.SetCaller(identities);
+  const absl::StatusOr<PeerIdentity> peer = CallerIdentity(context, &audit);
   audit.SetTenant(request->tenant());
   audit.SetScopes(absl::StrJoin(request->scopes(), " "));
   if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
     reactor->Finish(audit.Finish(s));
     return reactor;
   }
-  const std::vector<std::string> requested(request->scopes().begin(),
-                                           request->scopes().end());
+  std::vector<MatchedIdentity> matched;
   absl::StatusOr<ScopeSet> scopes =
-      policy()->Authorize(identities, request->tenant(), requested);
+      AuthorizeCaller(*policy(), peer, request->tenant(), request->scopes(),
+                      &audit, &matched);
   if (!scopes.ok()) {
     reactor->Finish(audit.Finish(scopes.status()));
     return reactor;
@@ -84,6 +104,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     options.min_ttl = FromProtoDuration(request->min_ttl());
   }
   options.rejected_token_sha256 = request->rejected_token_sha256();
+  options.caller = matched.front().name;
   cache_->GetAsync(
       key, options,
       [reactor, response, key, audit = std::move(audit)](
@@ -101,16 +122,15 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     grpc::CallbackServerContext* context,
     const v1::WatchTokenRequest* request) {
   RpcAudit audit(BrokerMetrics::Rpc::kWatchToken, clock_, metrics_);
-  const std::vector<std::string> identities = CallerIdentities(context);
-  audit.SetCaller(identities);
+  const absl::StatusOr<PeerIdentity> peer = CallerIdentity(context, &audit);
   audit.SetTenant(request->tenant());
   absl::Status status = ValidateWatchTokenRequest(*request);
   ScopeSet scopes;
   if (status.ok()) {
-    const std::vector<std::string> requested(request->scopes().begin(),
-                                             request->scopes().end());
+    std::vector<MatchedIdentity> matched;
     absl::StatusOr<ScopeSet> authorized =
-        policy()->Authorize(identities, request->tenant(), requested);
+        AuthorizeCaller(*policy(), peer, request->tenant(), request->scopes(),
+                        &audit, &matched);
     if (authorized.ok()) {
       scopes = *std::move(authorized);
     } else {

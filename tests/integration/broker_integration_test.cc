@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "tests/testing/broker_harness.h"
 #include "tests/testing/status_matchers.h"
+#include "treezor/broker/v1/admin_service.grpc.pb.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 
 namespace treezor::broker {
@@ -552,8 +553,109 @@ TEST_F(BrokerIntegrationTest, EveryRpcWritesAnAuditLine) {
   EXPECT_TRUE(has_line({R"("msg":"audit")", R"("rpc":"GetToken")",
                         "spiffe://corp/payments", R"("tenant":"acme")",
                         R"("outcome":"OK")", R"("token_fp":")"}));
-  EXPECT_TRUE(has_line({R"("msg":"audit")", R"("caller":"intruder")",
+  EXPECT_TRUE(has_line({R"("msg":"audit")", R"("caller":"cn:intruder")",
                         R"("outcome":"PERMISSION_DENIED")"}));
+}
+
+// --- Typed identities (issue 10, item 3): real certificates, real handshakes.
+
+BrokerHarness::Options WithIdentityCertificates() {
+  BrokerHarness::Options options;
+  options.extra_certificates = {
+      // Its own SPIFFE ID in the URI SAN, another workload's in the CN.
+      {"attacker", {.common_name = "spiffe://corp/payments",
+                    .uri_sans = {"spiffe://corp/attacker"}}},
+      // The admin's SPIFFE ID as CN, beside a URI SAN of its own.
+      {"fake-oncall", {.common_name = "spiffe://corp/oncall",
+                       .uri_sans = {"spiffe://corp/fake-oncall"}}},
+      {"two-uris", {.common_name = "payments",
+                    .uri_sans = {"spiffe://corp/payments",
+                                 "spiffe://corp/other"}}},
+      // A legacy client: CN only, no SAN.
+      {"legacy", {.common_name = "legacy-batch"}},
+      // cards' DNS name as CN, beside a DNS SAN of its own.
+      {"dns-cn", {.common_name = "cards.internal",
+                  .dns_sans = {"other.internal"}}},
+  };
+  options.extra_callers =
+      R"({"identity": "legacy-batch", "tenants": ["acme"]},)";
+  return options;
+}
+
+TEST_F(BrokerIntegrationTest, CnNamingAnotherWorkloadDoesNotMakeTheCallerIt) {
+  StartBroker(WithIdentityCertificates());
+  Answer a = Get("attacker", "acme");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("no configured caller matches this certificate "
+                        "(identities: uri \"spiffe://corp/attacker\")"));
+}
+
+TEST_F(BrokerIntegrationTest, CnNamingAnAdminDoesNotMakeTheCallerAdmin) {
+  StartBroker(WithIdentityCertificates());
+  v1::ListTokensResponse list;
+  grpc::Status fake = v1::BrokerAdmin::NewStub(harness_->Channel("fake-oncall"))
+                          ->ListTokens(Context().get(), {}, &list);
+  EXPECT_EQ(fake.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(fake.error_message(), HasSubstr("no configured admin matches"));
+  grpc::Status real = v1::BrokerAdmin::NewStub(harness_->Channel("oncall"))
+                          ->ListTokens(Context().get(), {}, &list);
+  EXPECT_TRUE(real.ok()) << real.error_message();
+}
+
+TEST_F(BrokerIntegrationTest, CertificateWithTwoUriSansIsRefused) {
+  StartBroker(WithIdentityCertificates());
+  Answer a = Get("two-uris", "acme");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("caller certificate has 2 URI SANs; a SPIFFE "
+                        "X.509-SVID has exactly one"));
+}
+
+TEST_F(BrokerIntegrationTest, CnOnlyCertificateMatchesItsCn) {
+  StartBroker(WithIdentityCertificates());
+  WaitForWarmUp();
+  Answer a = Get("legacy", "acme");
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("msg":"audit")", R"("caller":"cn:legacy-batch")",
+       R"("identity":"legacy-batch","identity_kind":"cn")",
+       R"("outcome":"OK")"},
+      kRpcTimeout));
+}
+
+TEST_F(BrokerIntegrationTest, DnsSanCertificateDoesNotMatchThroughItsCn) {
+  StartBroker(WithIdentityCertificates());
+  Answer a = Get("dns-cn", "globex", {"read_only"});
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("(identities: dns \"other.internal\")"));
+  // The real cards certificate (DNS SAN cards.internal) still works.
+  EXPECT_TRUE(Get("cards", "globex", {"read_only"}).status.ok());
+}
+
+TEST_F(BrokerIntegrationTest, AuditLinesNameTheIdentityThatMatchedAndHow) {
+  StartBroker();
+  WaitForWarmUp();
+  ASSERT_TRUE(Get("payments", "acme").status.ok());
+  ASSERT_TRUE(Get("cards", "globex", {"read_only"}).status.ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")",
+       R"("caller":"uri:spiffe://corp/payments,cn:payments")",
+       R"("identity":"spiffe://corp/payments","identity_kind":"uri")"},
+      kRpcTimeout));
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")", R"("caller":"dns:cards.internal,cn:cards-service")",
+       R"("identity":"cards.internal","identity_kind":"dns")"},
+      kRpcTimeout));
+  v1::ListTokensResponse list;
+  ASSERT_TRUE(v1::BrokerAdmin::NewStub(harness_->Channel("oncall"))
+                  ->ListTokens(Context().get(), {}, &list)
+                  .ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")",
+       R"("identity":"spiffe://corp/oncall","identity_kind":"uri")"},
+      kRpcTimeout));
 }
 
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {

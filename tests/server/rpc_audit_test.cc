@@ -26,7 +26,11 @@ TEST(RpcAudit, FinishWritesOneAuditLineWithLatencyFromTheClock) {
   LogCapture log;
   FakeClock clock;
   RpcAudit audit(BrokerMetrics::Rpc::kGetToken, &clock, nullptr);
-  audit.SetCaller({"spiffe://corp/payments", "payments"});
+  PeerIdentity peer;
+  peer.uri_sans = {"spiffe://corp/payments"};
+  peer.common_name = "payments";
+  audit.SetCaller(peer);
+  audit.SetIdentity({IdentityKind::kUri, "spiffe://corp/payments"});
   audit.SetTenant("acme");
   audit.SetScopes("admin read_all");
   audit.SetToken(Token("3f2a9c01b7e4"));
@@ -36,7 +40,9 @@ TEST(RpcAudit, FinishWritesOneAuditLineWithLatencyFromTheClock) {
   ASSERT_EQ(log.lines().size(), 1u);
   EXPECT_THAT(log.lines()[0],
               HasSubstr(R"("msg":"audit","rpc":"GetToken",)"
-                        R"("caller":"spiffe://corp/payments,payments",)"
+                        R"("caller":"uri:spiffe://corp/payments,cn:payments",)"
+                        R"("identity":"spiffe://corp/payments",)"
+                        R"("identity_kind":"uri",)"
                         R"("tenant":"acme","scopes":"admin read_all",)"
                         R"("outcome":"OK","latency_us":"250000",)"
                         R"("token_fp":"3f2a9c01b7e4"})"));

@@ -99,6 +99,15 @@ absl::Status BrokerHarness::Start() {
     if (!paths.ok()) return paths.status();
     callers_[leaf.name] = *paths;
   }
+  for (const auto& [name, options] : options_.extra_certificates) {
+    if (callers_.contains(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("extra certificate \"", name, "\" already exists"));
+    }
+    auto paths = internal_ca_->Issue(name, options);
+    if (!paths.ok()) return paths.status();
+    callers_[name] = *paths;
+  }
 
   FakeTreezor::Options t;
   t.cert_file = callers_["treezor-server"].cert_file;
@@ -141,7 +150,8 @@ absl::Status BrokerHarness::WriteConfig() {
   // The double knows one client; globex reads the same secret from its
   // own file (no trailing newline: trimming is tested with acme).
   WriteFileOrDie(dir_.File("globex.secret"), kClientSecret);
-  config_json_ = RenderConfig(options_.extra_config, options_.acme_extra);
+  config_json_ = RenderConfig(options_.extra_config, options_.acme_extra,
+                              /*extra_tenants=*/"", options_.extra_callers);
   config_path_ = dir_.File("broker.json");
   WriteFileOrDie(config_path_, config_json_);
   return absl::OkStatus();

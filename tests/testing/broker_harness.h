@@ -64,6 +64,13 @@ class BrokerHarness {
     absl::Duration shutdown_grace_period = absl::Seconds(5);
     // How often the broker checks its config and credential files.
     absl::Duration file_poll_interval = absl::Milliseconds(50);
+    // More caller certificates, issued by the internal CA at Start() and
+    // usable with Channel(name) (e.g. a CN that looks like a SPIFFE ID, two
+    // URI SANs, no SAN).
+    std::map<std::string, CertFactory::LeafOptions> extra_certificates;
+    // JSON for more callers[] entries of the initial config, each ending
+    // with a comma.
+    std::string extra_callers;
   };
 
   BrokerHarness();
