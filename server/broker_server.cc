@@ -215,6 +215,12 @@ void BrokerServer::PrefetchDefaults(const Policy& policy,
   {
     MutexLock lock(&ready_mu_);
     warming_up_.insert(keys.begin(), keys.end());
+    // No default set to wait for (every tenant has allowedScopes and no
+    // defaultScopes): ready at once.
+    if (warming_up_.empty() && !draining_ && !health_->serving()) {
+      LogInfo("ready: no tenant has a default scope set to fetch");
+      health_->SetServing(true);
+    }
   }
   for (const CacheKey& key : keys) cache_->Prefetch(key);
 }

@@ -103,6 +103,13 @@ absl::StatusOr<ScopeSet> Policy::TenantScopes(
   ScopeSet scopes = requested_scopes.empty()
                         ? rules.default_scopes
                         : ScopeSet::FromList(requested_scopes);
+  if (scopes.empty() && !rules.allowed_scopes.empty()) {
+    // No scope parameter would get Treezor's own defaults, which
+    // allowedScopes does not cover.
+    return absl::PermissionDeniedError(absl::StrCat(
+        "tenant ", Quote(tenant, kMaxEcho),
+        " has allowedScopes and no defaultScopes: name the scopes to request"));
+  }
   for (const std::string& scope : scopes.scopes()) {
     if (!rules.allowed_scopes.empty() && !rules.allowed_scopes.Contains(scope)) {
       return absl::PermissionDeniedError(
@@ -206,6 +213,14 @@ absl::StatusOr<ScopeSet> Policy::Authorize(
   absl::StatusOr<ScopeSet> scopes =
       TenantScopes(rules->second, tenant, requested_scopes);
   if (!scopes.ok()) return scopes.status();
+  if (scopes->empty() && !any_scope) {
+    // The empty set is a set: Treezor would grant its own default scopes,
+    // which the caller's scopes do not cover.
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller may get only its listed scopes on tenant ",
+        Quote(tenant, kMaxEcho),
+        " and the tenant has no defaultScopes: name the scopes to request"));
+  }
   for (const std::string& scope : scopes->scopes()) {
     if (!any_scope && !caller_allowed.Contains(scope)) {
       return absl::PermissionDeniedError(
@@ -220,7 +235,10 @@ std::vector<std::pair<std::string, ScopeSet>> Policy::DefaultScopeSets() const {
   std::vector<std::pair<std::string, ScopeSet>> result;
   result.reserve(tenant_order_.size());
   for (const std::string& name : tenant_order_) {
-    result.emplace_back(name, tenants_.at(name).default_scopes);
+    const TenantRules& rules = tenants_.at(name);
+    // allowedScopes and no defaultScopes: there is no default set.
+    if (rules.default_scopes.empty() && !rules.allowed_scopes.empty()) continue;
+    result.emplace_back(name, rules.default_scopes);
   }
   return result;
 }

@@ -61,13 +61,19 @@ class Policy {
   //    same bytes whether the tenant is unknown or merely not the caller's;
   //  - INVALID_ARGUMENT "scopes[<i>]: ..." for a malformed scope;
   //  - PERMISSION_DENIED naming the first scope that the tenant's
-  //    allowedScopes or the caller's scopes do not cover.
+  //    allowedScopes or the caller's scopes do not cover;
+  //  - PERMISSION_DENIED "... name the scopes to request" when the set is
+  //    empty (no scope parameter, so Treezor would grant its own default
+  //    scopes) and the tenant has allowedScopes or the caller has `scopes`:
+  //    the empty set is allowed only to an unrestricted caller on a tenant
+  //    without allowedScopes.
   absl::StatusOr<ScopeSet> Authorize(
       absl::Span<const MatchedIdentity> caller, absl::string_view tenant,
       absl::Span<const std::string> requested_scopes) const;
 
   // The canonical scope set for `tenant` regardless of caller (admin use):
-  // defaults when empty, checked against the tenant's allowedScopes.
+  // defaults when empty, checked against the tenant's allowedScopes (an
+  // empty set on a tenant with allowedScopes is PERMISSION_DENIED).
   // NOT_FOUND for an unknown tenant (admins may know tenant names).
   absl::StatusOr<ScopeSet> ResolveScopes(
       absl::string_view tenant,
@@ -79,7 +85,8 @@ class Policy {
   absl::StatusOr<MatchedIdentity> MatchAdmin(const PeerIdentity& peer) const;
 
   // Each tenant's default scope set, in config order (what the broker fetches
-  // at start-up).
+  // at start-up). A tenant with allowedScopes and no defaultScopes has no
+  // default set and is left out: it is never fetched without a scope.
   std::vector<std::pair<std::string, ScopeSet>> DefaultScopeSets() const;
 
  private:

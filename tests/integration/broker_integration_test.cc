@@ -658,6 +658,57 @@ TEST_F(BrokerIntegrationTest, AuditLinesNameTheIdentityThatMatchedAndHow) {
       kRpcTimeout));
 }
 
+// --- The empty scope set is a scope set (issue 10, item 1).
+
+// Requests the double received without a `scope` parameter.
+int RequestsWithoutScope(const testing::FakeTreezor& treezor) {
+  int n = 0;
+  for (const auto& r : treezor.requests()) {
+    if (testing::FakeTreezor::WithScope("")(r)) ++n;
+  }
+  return n;
+}
+
+TEST_F(BrokerIntegrationTest, RestrictedCallerCannotOmitScopesToGetTreezorsDefaults) {
+  // "open" has neither allowedScopes nor defaultScopes; "narrow" may get
+  // read_only there, "wide" anything.
+  StartBroker({.extra_certificates = {{"narrow", {.common_name = "narrow"}},
+                                      {"wide", {.common_name = "wide"}}},
+               .extra_callers =
+                   R"({"identity": "narrow", "tenants": ["open"],
+                       "scopes": ["read_only"]},
+                      {"identity": "wide", "tenants": ["open"]},)",
+               .extra_tenants = {{"open", ""}}});
+  WaitForWarmUp();
+  const int before = RequestsWithoutScope(harness_->treezor());
+  Answer a = Get("narrow", "open");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("name the scopes to request"));
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), before);
+  EXPECT_TRUE(Get("narrow", "open", {"read_only"}).status.ok());
+  // An unrestricted caller on a tenant without allowedScopes still may.
+  // (its empty set is "open"'s default set, prefetched at start-up).
+  EXPECT_TRUE(Get("wide", "open").status.ok());
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), before);
+}
+
+TEST_F(BrokerIntegrationTest, TenantWithAllowedScopesAndNoDefaultsIsNeverFetchedWithoutScope) {
+  StartBroker({.extra_certificates = {{"fence-user", {.common_name = "fu"}}},
+               .extra_callers = R"({"identity": "fu", "tenants": ["fenced"]},)",
+               .extra_tenants = {{"fenced", R"("allowedScopes": ["read_only"],)"}}});
+  // Readiness does not wait for "fenced", and start-up did not fetch it.
+  WaitForWarmUp();
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), 0);
+  Answer a = Get("fence-user", "fenced");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("tenant \"fenced\" has allowedScopes and no "
+                        "defaultScopes: name the scopes to request"));
+  ASSERT_TRUE(Get("fence-user", "fenced", {"read_only"}).status.ok());
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), 0);
+}
+
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   StartBroker();
   auto config = LoadConfigFile(harness_->config_path());

@@ -347,6 +347,71 @@ TEST(Policy, NoMatchErrorListsAFewNamesOnly) {
   EXPECT_LT(result.status().message().size(), 400u);
 }
 
+// --- The empty scope set is a scope set (issue 10, item 1).
+
+// "open" has neither allowedScopes nor defaultScopes; "fenced" has
+// allowedScopes and no defaultScopes.
+v1::BrokerConfig EmptySetConfig() {
+  absl::StatusOr<v1::BrokerConfig> config = ParseConfigJson(R"json({
+    "tenants": [
+      {"name": "open"},
+      {"name": "fenced", "allowedScopes": ["read_only", "read_write"]}
+    ],
+    "callers": [
+      {"identity": "free", "tenants": ["open", "fenced"]},
+      {"identity": "narrow", "tenants": ["open", "fenced"],
+       "scopes": ["read_only"]}
+    ]
+  })json");
+  EXPECT_OK(config);
+  return config.value_or(v1::BrokerConfig());
+}
+
+TestedPolicy EmptySetPolicy() {
+  absl::StatusOr<Policy> policy = Policy::Create(EmptySetConfig());
+  EXPECT_OK(policy);
+  return TestedPolicy(*std::move(policy));
+}
+
+TEST(Policy, UnrestrictedCallerOnATenantWithoutAllowedScopesMayOmitScopes) {
+  ASSERT_OK_AND_ASSIGN(ScopeSet scopes,
+                       EmptySetPolicy().Authorize(Ids{"free"}, "open", {}));
+  EXPECT_TRUE(scopes.empty());
+}
+
+TEST(Policy, CallerWithScopesMayNotOmitThemOnATenantWithoutDefaults) {
+  // No scope parameter would get Treezor's own defaults: not read_only.
+  EXPECT_THAT(EmptySetPolicy().Authorize(Ids{"narrow"}, "open", {}),
+              StatusIs(kDenied,
+                       "caller may get only its listed scopes on tenant "
+                       "\"open\" and the tenant has no defaultScopes: name "
+                       "the scopes to request"));
+  EXPECT_OK(EmptySetPolicy().Authorize(Ids{"narrow"}, "open",
+                                       Scopes{"read_only"}));
+}
+
+TEST(Policy, TenantWithAllowedScopesAndNoDefaultsIsNeverAskedWithoutScopes) {
+  for (const char* caller : {"free", "narrow"}) {
+    EXPECT_THAT(EmptySetPolicy().Authorize(Ids{caller}, "fenced", {}),
+                StatusIs(kDenied,
+                         "tenant \"fenced\" has allowedScopes and no "
+                         "defaultScopes: name the scopes to request"))
+        << caller;
+  }
+  EXPECT_OK(EmptySetPolicy().Authorize(Ids{"free"}, "fenced",
+                                       Scopes{"read_write"}));
+  // Admins too (RefreshToken).
+  EXPECT_THAT(EmptySetPolicy()->ResolveScopes("fenced", {}),
+              StatusIs(kDenied, HasSubstr("name the scopes to request")));
+  EXPECT_OK(EmptySetPolicy()->ResolveScopes("open", {}));
+}
+
+TEST(Policy, TenantWithAllowedScopesAndNoDefaultsHasNoDefaultSet) {
+  // Not prefetched at start-up, and readiness does not wait for it.
+  EXPECT_THAT(EmptySetPolicy()->DefaultScopeSets(),
+              ElementsAre(Pair("open", ScopeSet())));
+}
+
 TEST(Policy, DefaultScopeSetsInConfigOrder) {
   EXPECT_THAT(
       TestPolicy()->DefaultScopeSets(),

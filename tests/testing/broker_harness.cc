@@ -150,8 +150,12 @@ absl::Status BrokerHarness::WriteConfig() {
   // The double knows one client; globex reads the same secret from its
   // own file (no trailing newline: trimming is tested with acme).
   WriteFileOrDie(dir_.File("globex.secret"), kClientSecret);
+  std::string extra_tenants;
+  for (const auto& [name, extra] : options_.extra_tenants) {
+    extra_tenants += TenantJson(name, extra);
+  }
   config_json_ = RenderConfig(options_.extra_config, options_.acme_extra,
-                              /*extra_tenants=*/"", options_.extra_callers);
+                              extra_tenants, options_.extra_callers);
   config_path_ = dir_.File("broker.json");
   WriteFileOrDie(config_path_, config_json_);
   return absl::OkStatus();
@@ -183,6 +187,7 @@ std::string BrokerHarness::RenderConfig(const std::string& extra_config,
     %s
     {"name": "globex", "baseUrl": "%s", "clientId": "1234",
      "clientSecretFile": "%s", "allowedScopes": ["read_only"],
+     "defaultScopes": ["read_only"],
      %s}
   ],
   "callers": [

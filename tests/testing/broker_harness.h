@@ -71,6 +71,10 @@ class BrokerHarness {
     // JSON for more callers[] entries of the initial config, each ending
     // with a comma.
     std::string extra_callers;
+    // More tenants of the initial config, as (name, extra JSON fields each
+    // ending with a comma, e.g. R"("allowedScopes": ["read_only"],)"),
+    // rendered by TenantJson.
+    std::vector<std::pair<std::string, std::string>> extra_tenants;
   };
 
   BrokerHarness();
