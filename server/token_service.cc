@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/proto_time.h"
 #include "server/peer_identity.h"
@@ -52,6 +53,14 @@ TokenService::~TokenService() { EndWatches(); }
 void TokenService::SetPolicy(std::shared_ptr<const Policy> policy) {
   MutexLock lock(&mu_);
   policy_ = std::move(policy);
+  for (WatchTokenReactor* w : watches_) {
+    if (!w->grant().authorized) continue;
+    if (absl::Status s = Reauthorize(*policy_, *w); !s.ok()) {
+      // End() returns once the stream can send nothing more.
+      w->End(absl::PermissionDeniedError(absl::StrCat(
+          "access revoked by a configuration change: ", s.message())));
+    }
+  }
 }
 
 std::shared_ptr<const Policy> TokenService::policy() const {
@@ -124,29 +133,42 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
   RpcAudit audit(BrokerMetrics::Rpc::kWatchToken, clock_, metrics_);
   const absl::StatusOr<PeerIdentity> peer = CallerIdentity(context, &audit);
   audit.SetTenant(request->tenant());
+  WatchTokenReactor::Grant grant;
+  if (peer.ok()) grant.peer = *peer;
+  grant.tenant = request->tenant();
   absl::Status status = ValidateWatchTokenRequest(*request);
-  ScopeSet scopes;
   if (status.ok()) {
-    std::vector<MatchedIdentity> matched;
-    absl::StatusOr<ScopeSet> authorized =
-        AuthorizeCaller(*policy(), peer, request->tenant(), request->scopes(),
-                        &audit, &matched);
-    if (authorized.ok()) {
-      scopes = *std::move(authorized);
-    } else {
-      status = authorized.status();
-    }
+    grant.requested_scopes.assign(request->scopes().begin(),
+                                  request->scopes().end());
   }
-  audit.SetScopes(scopes.ToOAuthString());
-  auto* reactor = new WatchTokenReactor(
-      cache_, CacheKey{request->tenant(), std::move(scopes)}, std::move(audit),
-      [this](WatchTokenReactor* r) { Unregister(r); });
+  WatchTokenReactor* reactor = nullptr;
   {
+    // Authorized and registered under one lock: a policy change either
+    // happens before (and this stream is authorized against it) or after
+    // (and re-authorizes this stream).
     MutexLock lock(&mu_);
-    watches_.insert(reactor);
+    ScopeSet scopes;
+    if (status.ok()) {
+      std::vector<MatchedIdentity> matched;
+      absl::StatusOr<ScopeSet> authorized =
+          AuthorizeCaller(*policy_, peer, request->tenant(), request->scopes(),
+                          &audit, &matched);
+      if (authorized.ok()) {
+        scopes = *std::move(authorized);
+      } else {
+        status = authorized.status();
+      }
+    }
     if (status.ok() && watches_ended_) {
       status = absl::UnavailableError("the broker is shutting down; reconnect");
     }
+    grant.authorized = status.ok();
+    audit.SetScopes(scopes.ToOAuthString());
+    reactor = new WatchTokenReactor(
+        cache_, CacheKey{request->tenant(), std::move(scopes)},
+        std::move(grant), std::move(audit),
+        [this](WatchTokenReactor* r) { Unregister(r); });
+    watches_.insert(reactor);
   }
   if (!status.ok()) {
     reactor->End(status);
@@ -154,6 +176,22 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     reactor->Begin();
   }
   return reactor;
+}
+
+absl::Status TokenService::Reauthorize(const Policy& policy,
+                                       const WatchTokenReactor& watch) {
+  const WatchTokenReactor::Grant& grant = watch.grant();
+  absl::StatusOr<std::vector<MatchedIdentity>> matched =
+      policy.MatchCaller(grant.peer);
+  if (!matched.ok()) return matched.status();
+  absl::StatusOr<ScopeSet> scopes =
+      policy.Authorize(*matched, grant.tenant, grant.requested_scopes);
+  if (!scopes.ok()) return scopes.status();
+  if (*scopes != watch.key().scopes) {
+    return absl::PermissionDeniedError(
+        "the request no longer resolves to this stream's scope set");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace treezor::broker

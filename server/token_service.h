@@ -8,7 +8,7 @@
 //   service.SetPolicy(new_policy);  // config reload
 //
 // Thread-safety: thread-safe; the policy can be swapped at any time
-// (config reload) and applies to the next RPC.
+// (config reload): it applies to the next RPC and to every open stream.
 #ifndef TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
 #define TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
 
@@ -32,6 +32,11 @@ class TokenService final : public v1::TokenService::CallbackService {
                Clock* clock, BrokerMetrics* metrics = nullptr);
   ~TokenService() override;
 
+  // Swaps the policy (every config reload calls it) and authorizes every
+  // open WatchToken stream again against it (same identity, tenant and
+  // requested scopes, and the same resolved scope set): a stream no longer
+  // allowed ends with PERMISSION_DENIED before this returns, and receives
+  // nothing more.
   void SetPolicy(std::shared_ptr<const Policy> policy)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every WatchToken stream with UNAVAILABLE ("shutting down") and
@@ -49,6 +54,9 @@ class TokenService final : public v1::TokenService::CallbackService {
  private:
   std::shared_ptr<const Policy> policy() const ABSL_LOCKS_EXCLUDED(mu_);
   void Unregister(WatchTokenReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
+  // OK if `watch` is still allowed under `policy`.
+  static absl::Status Reauthorize(const Policy& policy,
+                                  const WatchTokenReactor& watch);
 
   TokenCache* const cache_;
   Clock* const clock_;

@@ -102,11 +102,15 @@ class WatchTokenReactor::Stream {
 };
 
 WatchTokenReactor::WatchTokenReactor(TokenCache* cache, CacheKey key,
-                                     RpcAudit audit, DoneCallback on_done)
+                                     Grant grant, RpcAudit audit,
+                                     DoneCallback on_done)
     : cache_(cache),
+      grant_(std::move(grant)),
       on_done_(std::move(on_done)),
       stream_(std::make_shared<Stream>(this, std::move(key), std::move(audit))) {
 }
+
+const CacheKey& WatchTokenReactor::key() const { return stream_->key(); }
 
 void WatchTokenReactor::Begin() {
   std::shared_ptr<Stream> stream = stream_;

@@ -1,6 +1,8 @@
 // One WatchToken stream: the current token of (tenant, scope set) at once,
 // then every token the cache obtains for it, until the caller hangs up or the
-// broker ends the stream (shutdown, tenant removed).
+// broker ends the stream (shutdown, tenant removed, access revoked by a
+// policy change: see TokenService::SetPolicy). Once End() has returned,
+// nothing more is sent, not even a renewal that raced it.
 //
 //   auto* reactor = new WatchTokenReactor(cache, key, std::move(audit),
 //                                         [](WatchTokenReactor* r) { ... });
@@ -19,8 +21,11 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "server/peer_identity.h"
 #include "server/rpc_audit.h"
 #include "server/token_cache.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
@@ -33,9 +38,21 @@ class WatchTokenReactor final
   // Called once, from OnDone, just before the reactor deletes itself.
   using DoneCallback = std::function<void(WatchTokenReactor*)>;
 
+  // What the stream was granted for: kept so that every policy change can
+  // authorize it again (same identity, tenant and requested scopes).
+  struct Grant {
+    PeerIdentity peer;
+    std::string tenant;
+    std::vector<std::string> requested_scopes;
+    bool authorized = false;  // false: refused at once, nothing to recheck
+  };
+
   // `cache` must outlive the reactor.
-  WatchTokenReactor(TokenCache* cache, CacheKey key, RpcAudit audit,
-                    DoneCallback on_done);
+  WatchTokenReactor(TokenCache* cache, CacheKey key, Grant grant,
+                    RpcAudit audit, DoneCallback on_done);
+
+  const CacheKey& key() const;
+  const Grant& grant() const { return grant_; }
 
   // Fetches the current token, sends it, then subscribes to renewals.
   void Begin();
@@ -50,6 +67,7 @@ class WatchTokenReactor final
   class Stream;
 
   TokenCache* const cache_;
+  const Grant grant_;
   const DoneCallback on_done_;
   const std::shared_ptr<Stream> stream_;
 };

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -707,6 +708,123 @@ TEST_F(BrokerIntegrationTest, TenantWithAllowedScopesAndNoDefaultsIsNeverFetched
                         "defaultScopes: name the scopes to request"));
   ASSERT_TRUE(Get("fence-user", "fenced", {"read_only"}).status.ok());
   EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), 0);
+}
+
+// --- Revocation reaches open streams (issue 10, item 2).
+
+class RevocationTest : public BrokerIntegrationTest {
+ protected:
+  // A WatchToken stream, past its first token.
+  struct OpenWatch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<v1::TokenService::Stub> stub;
+    std::unique_ptr<grpc::ClientReader<v1::GetTokenResponse>> reader;
+  };
+
+  std::unique_ptr<OpenWatch> Watch(const std::string& caller,
+                                   const std::string& tenant,
+                                   std::vector<std::string> scopes = {}) {
+    auto w = std::make_unique<OpenWatch>();
+    w->ctx.set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoMilliseconds(kRpcTimeout));
+    w->stub = v1::TokenService::NewStub(harness_->Channel(caller));
+    v1::WatchTokenRequest request;
+    request.set_tenant(tenant);
+    for (auto& scope : scopes) request.add_scopes(scope);
+    w->reader = w->stub->WatchToken(&w->ctx, request);
+    v1::GetTokenResponse first;
+    EXPECT_TRUE(w->reader->Read(&first));
+    RememberToken(first.access_token());
+    return w;
+  }
+
+  // The config file now `json`; returns once the broker applied it.
+  void Reload(const std::string& json) {
+    testing::WriteFileOrDie(harness_->config_path(), json);
+    ASSERT_TRUE(harness_->broker().WaitForGeneration(2, kRpcTimeout)) << json;
+  }
+
+  // Lets the tokens fall due and `renewals` renewals happen.
+  void Renew(int renewals) {
+    const int64_t done = harness_->broker().fetches_done();
+    harness_->clock().Advance(absl::Minutes(49));
+    ASSERT_TRUE(harness_->broker().WaitForFetches(done + renewals, kRpcTimeout));
+  }
+
+  // `w` ended with PERMISSION_DENIED and got nothing after its first token.
+  void ExpectRevoked(OpenWatch& w) {
+    v1::GetTokenResponse more;
+    EXPECT_FALSE(w.reader->Read(&more))
+        << "a revoked stream received a token";
+    if (!more.access_token().empty()) RememberToken(more.access_token());
+    const grpc::Status status = w.reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("access revoked by a configuration change"));
+  }
+
+  std::string Config(const std::string& acme_extra = "") {
+    return harness_->RenderConfig("", acme_extra);
+  }
+  static constexpr absl::string_view kPayments =
+      R"({"identity": "spiffe://corp/payments", "tenants": ["acme"]},)";
+};
+
+TEST_F(RevocationTest, RemovingTheCallerEndsItsStream) {
+  StartBroker();
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme");
+  Reload(absl::StrReplaceAll(Config(), {{kPayments, ""}}));
+  Renew(1);
+  ExpectRevoked(*revoked);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"WatchToken")", R"("outcome":"PERMISSION_DENIED")",
+       "access revoked by a configuration change: no configured caller"},
+      kRpcTimeout));
+}
+
+TEST_F(RevocationTest, NarrowingTheCallersTenantsEndsItsStream) {
+  StartBroker();
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme");
+  Reload(absl::StrReplaceAll(
+      Config(),
+      {{kPayments,
+        R"({"identity": "spiffe://corp/payments", "tenants": ["globex"]},)"}}));
+  Renew(1);
+  ExpectRevoked(*revoked);
+}
+
+TEST_F(RevocationTest, NarrowingTheCallersScopesEndsOnlyTheStreamsItNoLongerCovers) {
+  StartBroker();
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme");  // read_write, the default
+  auto kept = Watch("payments", "acme", {"read_only"});
+  Reload(absl::StrReplaceAll(
+      Config(), {{kPayments, R"({"identity": "spiffe://corp/payments",
+                                 "tenants": ["acme"], "scopes": ["read_only"]},)"}}));
+  Renew(2);  // read_write and read_only
+  ExpectRevoked(*revoked);
+  v1::GetTokenResponse renewed;
+  ASSERT_TRUE(kept->reader->Read(&renewed));
+  RememberToken(renewed.access_token());
+  kept->ctx.TryCancel();
+}
+
+TEST_F(RevocationTest, ShrinkingTheTenantsAllowedScopesEndsTheStream) {
+  // Applied by the ReloadConfig RPC, not the file watcher.
+  StartBroker({.file_poll_interval = absl::Hours(1)});
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme", {"admin"});
+  testing::WriteFileOrDie(harness_->config_path(),
+                          Config(R"("allowedScopes": ["read_write"],)"));
+  v1::ReloadConfigResponse reloaded;
+  ASSERT_TRUE(v1::BrokerAdmin::NewStub(harness_->Channel("oncall"))
+                  ->ReloadConfig(Context().get(), {}, &reloaded)
+                  .ok());
+  ASSERT_TRUE(reloaded.applied()) << reloaded.error();
+  Renew(1);
+  ExpectRevoked(*revoked);
 }
 
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
