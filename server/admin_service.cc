@@ -63,6 +63,8 @@ grpc::ServerUnaryReactor* AdminService::ListTokens(
     v1::ListTokensResponse* response) {
   auto* reactor = context->DefaultReactor();
   RpcAudit audit(BrokerMetrics::Rpc::kListTokens, clock_, metrics_);
+  // The tenant it acts on; "*" when it lists them all.
+  audit.SetTenant(request->tenant().empty() ? "*" : request->tenant());
   absl::Status status = Authorize(context, &audit);
   if (status.ok()) {
     const absl::Time now = clock_->Now();
@@ -102,6 +104,7 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
     v1::RefreshTokenResponse* response) {
   auto* reactor = context->DefaultReactor();
   RpcAudit audit(BrokerMetrics::Rpc::kRefreshToken, clock_, metrics_);
+  audit.SetTenant(request->tenant());
   absl::Status status = Authorize(context, &audit);
   ScopeSet scopes;
   if (status.ok() && request->tenant().empty()) {
@@ -121,6 +124,7 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
     reactor->Finish(audit.Finish(status));
     return reactor;
   }
+  audit.SetScopes(scopes.ToOAuthString());
   cache_->RefreshAsync(
       CacheKey{request->tenant(), std::move(scopes)},
       [reactor, response, audit = std::move(audit)](
@@ -129,6 +133,7 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
           ToProtoTimestamp((*token)->token.expires_at,
                            response->mutable_expires_at());
           response->set_token_fingerprint((*token)->fingerprint);
+          audit.SetToken(**token);
         }
         reactor->Finish(audit.Finish(token.status()));
       });

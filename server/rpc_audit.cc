@@ -74,22 +74,38 @@ void RpcAudit::SetToken(const CachedToken& token) {
 
 void RpcAudit::AddField(LogField field) { extra_.push_back(std::move(field)); }
 
+std::vector<LogField> RpcAudit::RequestFields(size_t more) const {
+  // Built in place (this runs on every RPC): no initializer-list copies.
+  std::vector<LogField> fields;
+  fields.reserve(8 + more);
+  fields.emplace_back("rpc", kRpcNames[static_cast<int>(rpc_)]);
+  fields.emplace_back("caller", caller_);
+  if (caller_cut_) fields.emplace_back("caller_names", caller_names_);
+  if (has_identity_) {
+    fields.emplace_back("identity", identity_.name);
+    fields.emplace_back("identity_kind", IdentityKindName(identity_.kind));
+  }
+  if (has_tenant_) fields.emplace_back("tenant", tenant_);
+  if (has_scopes_) fields.emplace_back("scopes", scopes_);
+  return fields;
+}
+
+void RpcAudit::Event(absl::string_view event, const CachedToken* token) {
+  if (finished_) return;
+  std::vector<LogField> fields = RequestFields(3);
+  fields.emplace_back("event", event);
+  if (token != nullptr) {
+    fields.emplace_back("token_fp", token->fingerprint);
+    fields.emplace_back("version", token->version);
+  }
+  Log(LogLevel::kInfo, "audit", fields);
+}
+
 grpc::Status RpcAudit::Finish(const absl::Status& outcome) {
   if (!finished_) {
     finished_ = true;
     const absl::Duration latency = clock_->Now() - started_;
-    // Built in place (this runs on every RPC): no initializer-list copies.
-    std::vector<LogField> fields;
-    fields.reserve(12 + extra_.size());
-    fields.emplace_back("rpc", kRpcNames[static_cast<int>(rpc_)]);
-    fields.emplace_back("caller", caller_);
-    if (caller_cut_) fields.emplace_back("caller_names", caller_names_);
-    if (has_identity_) {
-      fields.emplace_back("identity", identity_.name);
-      fields.emplace_back("identity_kind", IdentityKindName(identity_.kind));
-    }
-    if (has_tenant_) fields.emplace_back("tenant", tenant_);
-    if (has_scopes_) fields.emplace_back("scopes", scopes_);
+    std::vector<LogField> fields = RequestFields(4 + extra_.size());
     fields.emplace_back("outcome", absl::StatusCodeToString(outcome.code()));
     fields.emplace_back("latency_us", absl::ToInt64Microseconds(latency));
     if (!outcome.ok()) fields.emplace_back("error", outcome.message());

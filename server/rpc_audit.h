@@ -58,6 +58,12 @@ class RpcAudit {
   // One more field at the end of the line (e.g. "tokens_sent").
   void AddField(LogField field);
 
+  // Writes an audit line for an event inside the RPC, without finishing it:
+  // "stream_started" when a WatchToken stream is accepted, "token_sent" (with
+  // the token's fingerprint and version) for each token a stream sends.
+  // Nothing once finished.
+  void Event(absl::string_view event, const CachedToken* token = nullptr);
+
   // Writes the audit line and records the RPC metric with `outcome`, the
   // first time only; returns `outcome` as the gRPC status to answer with.
   grpc::Status Finish(const absl::Status& outcome);
@@ -65,6 +71,9 @@ class RpcAudit {
   bool finished() const { return finished_; }
 
  private:
+  // rpc, caller, identity, tenant and scopes: the start of every line.
+  std::vector<LogField> RequestFields(size_t more) const;
+
   BrokerMetrics::Rpc rpc_;
   Clock* clock_;
   BrokerMetrics* metrics_;

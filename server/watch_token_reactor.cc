@@ -26,6 +26,11 @@ class WatchTokenReactor::Stream {
     MaybeWriteLocked();
   }
 
+  void AuditStart() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    audit_.Event("stream_started");
+  }
+
   void End(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
     FinishLocked(status);
@@ -72,6 +77,8 @@ class WatchTokenReactor::Stream {
     }
     response_.Clear();
     FillResponse(key_, *pending_, &response_);
+    // Audited when handed out, not only when the stream ends.
+    audit_.Event("token_sent", pending_.get());
     pending_ = nullptr;
     writing_ = true;
     ++tokens_sent_;
@@ -113,6 +120,7 @@ WatchTokenReactor::WatchTokenReactor(TokenCache* cache, CacheKey key,
 const CacheKey& WatchTokenReactor::key() const { return stream_->key(); }
 
 void WatchTokenReactor::Begin() {
+  stream_->AuditStart();
   std::shared_ptr<Stream> stream = stream_;
   TokenCache* cache = cache_;
   cache->GetAsync(

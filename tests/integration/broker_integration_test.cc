@@ -827,6 +827,73 @@ TEST_F(RevocationTest, ShrinkingTheTenantsAllowedScopesEndsTheStream) {
   ExpectRevoked(*revoked);
 }
 
+// --- Every token handed out is audited when it is (issue 10, item 10).
+
+TEST_F(BrokerIntegrationTest, WatchTokenAuditsItsStartAndEveryTokenSent) {
+  StartBroker();
+  WaitForWarmUp();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  grpc::ClientContext ctx;
+  v1::WatchTokenRequest request;
+  request.set_tenant("acme");
+  auto reader = stub->WatchToken(&ctx, request);
+  v1::GetTokenResponse current, renewed;
+  ASSERT_TRUE(reader->Read(&current));
+  RememberToken(current.access_token());
+  const std::vector<std::string> watch = {
+      R"("msg":"audit","rpc":"WatchToken")",
+      R"("identity":"spiffe://corp/payments","identity_kind":"uri")",
+      R"("tenant":"acme","scopes":"read_write")"};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.end(), watch.begin(), watch.end());
+    return more;
+  };
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({R"("event":"stream_started"})"}), kRpcTimeout));
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({absl::StrCat(R"("event":"token_sent","token_fp":")",
+                         TokenFingerprint(current.access_token()),
+                         R"(","version":")")}),
+      kRpcTimeout));
+  harness_->clock().Advance(absl::Minutes(49));
+  ASSERT_TRUE(reader->Read(&renewed));
+  RememberToken(renewed.access_token());
+  // The renewal is audited as it is sent, while the stream is still open.
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({absl::StrCat(R"("event":"token_sent","token_fp":")",
+                         TokenFingerprint(renewed.access_token()))}),
+      kRpcTimeout));
+  ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({R"("outcome":"CANCELLED")", R"("tokens_sent":"2")"}),
+      kRpcTimeout));
+}
+
+TEST_F(BrokerIntegrationTest, AdminRpcsNameTheTenantTheyActOn) {
+  StartBroker();
+  WaitForWarmUp();
+  auto admin = v1::BrokerAdmin::NewStub(harness_->Channel("oncall"));
+  v1::RefreshTokenRequest refresh;
+  refresh.set_tenant("acme");
+  v1::RefreshTokenResponse refreshed;
+  ASSERT_TRUE(admin->RefreshToken(Context().get(), refresh, &refreshed).ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"RefreshToken")", R"("identity":"spiffe://corp/oncall")",
+       R"("tenant":"acme","scopes":"read_write")",
+       absl::StrCat(R"("token_fp":")", refreshed.token_fingerprint())},
+      kRpcTimeout));
+  v1::ListTokensRequest list;
+  list.set_tenant("globex");
+  v1::ListTokensResponse listed;
+  ASSERT_TRUE(admin->ListTokens(Context().get(), list, &listed).ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")", R"("tenant":"globex")"}, kRpcTimeout));
+  ASSERT_TRUE(admin->ListTokens(Context().get(), {}, &listed).ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")", R"("tenant":"*")"}, kRpcTimeout));
+}
+
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   StartBroker();
   auto config = LoadConfigFile(harness_->config_path());

@@ -83,6 +83,39 @@ TEST(RpcAudit, OnlyTheFirstFinishIsAuditedAndCounted) {
   EXPECT_THAT(rendered, HasSubstr(R"(treezor_broker_rpcs_total{code="UNAVAILABLE",method="WatchToken"} 0)"));
 }
 
+TEST(RpcAudit, EventsAreAuditedWhenTheyHappenWithoutFinishing) {
+  LogCapture log;
+  FakeClock clock;
+  BrokerMetrics metrics(&clock);
+  RpcAudit audit(BrokerMetrics::Rpc::kWatchToken, &clock, &metrics);
+  PeerIdentity peer;
+  peer.dns_sans = {"cards.internal"};
+  audit.SetCaller(peer);
+  audit.SetIdentity({IdentityKind::kDns, "cards.internal"});
+  audit.SetTenant("globex");
+  audit.SetScopes("read_only");
+  audit.Event("stream_started");
+  const CachedToken token = Token("3f2a9c01b7e4");
+  audit.Event("token_sent", &token);
+  EXPECT_FALSE(audit.finished());
+  ASSERT_EQ(log.lines().size(), 2u);
+  EXPECT_THAT(log.lines()[0],
+              HasSubstr(R"("rpc":"WatchToken","caller":"dns:cards.internal",)"
+                        R"("identity":"cards.internal","identity_kind":"dns",)"
+                        R"("tenant":"globex","scopes":"read_only",)"
+                        R"("event":"stream_started"})"));
+  EXPECT_THAT(log.lines()[1],
+              HasSubstr(R"("scopes":"read_only","event":"token_sent",)"
+                        R"("token_fp":"3f2a9c01b7e4","version":"3"})"));
+  EXPECT_THAT(log.lines()[1], Not(HasSubstr("secret-token")));
+  // Events count no RPC; once finished, nothing more is written.
+  EXPECT_THAT(metrics.Render(),
+              HasSubstr(R"(treezor_broker_rpcs_total{code="OK",method="WatchToken"} 0)"));
+  audit.Finish(absl::OkStatus());
+  audit.Event("token_sent", &token);
+  EXPECT_EQ(log.lines().size(), 3u);
+}
+
 TEST(RpcAudit, GetTokenLatencyIsRecordedFromTheInjectedClock) {
   LogCapture log;
   FakeClock clock;
