@@ -1,10 +1,10 @@
 #include "server/admin_service.h"
 
-#include "absl/strings/str_join.h"
-#include "common/grpc_status.h"
+#include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "server/logging.h"
 #include "server/peer_identity.h"
+#include "server/rpc_audit.h"
 
 namespace treezor::broker {
 namespace {
@@ -18,20 +18,6 @@ v1::TokenEntry::State ToProto(EntrySnapshot::State state) {
     case EntrySnapshot::State::kEmpty: return v1::TokenEntry::EXPIRED;
   }
   return v1::TokenEntry::STATE_UNSPECIFIED;
-}
-
-// The end of every admin RPC: one audit line, the RPC metric, the answer.
-void FinishAdmin(grpc::ServerUnaryReactor* reactor, BrokerMetrics* metrics,
-                 BrokerMetrics::Rpc rpc, absl::string_view rpc_name,
-                 const std::vector<std::string>& ids,
-                 const absl::Status& outcome, absl::Time started) {
-  LogInfo("audit", {{"rpc", rpc_name},
-                    {"caller", absl::StrJoin(ids, ",")},
-                    {"outcome", absl::StatusCodeToString(outcome.code())}});
-  if (metrics != nullptr) {
-    metrics->RecordRpc(rpc, outcome.code(), absl::Now() - started);
-  }
-  reactor->Finish(ToGrpcStatus(outcome));
 }
 
 }  // namespace
@@ -56,23 +42,30 @@ std::shared_ptr<const Policy> AdminService::policy() const {
 }
 
 absl::Status AdminService::Authorize(grpc::CallbackServerContext* context,
-                                     std::vector<std::string>* ids) const {
+                                     RpcAudit* audit) const {
   auto auth = context->auth_context();
-  if (auth != nullptr) *ids = PeerIdentities(*auth);
-  if (!policy()->IsAdmin(*ids)) {
+  absl::StatusOr<PeerIdentity> peer =
+      auth == nullptr ? PeerIdentity() : PeerIdentityFromAuthContext(*auth);
+  if (!peer.ok()) return peer.status();
+  audit->SetCaller(*peer);
+  absl::StatusOr<MatchedIdentity> admin = policy()->MatchAdmin(*peer);
+  if (!admin.ok()) {
     return absl::PermissionDeniedError(
-        "caller is not allowed to use BrokerAdmin (not in admins[])");
+        absl::StrCat(admin.status().message(),
+                     "; BrokerAdmin is only for identities in admins[]"));
   }
+  audit->SetIdentity(*admin);
   return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* AdminService::ListTokens(
     grpc::CallbackServerContext* context, const v1::ListTokensRequest* request,
     v1::ListTokensResponse* response) {
-  const absl::Time started = absl::Now();
   auto* reactor = context->DefaultReactor();
-  std::vector<std::string> ids;
-  absl::Status status = Authorize(context, &ids);
+  RpcAudit audit(BrokerMetrics::Rpc::kListTokens, clock_, metrics_);
+  // The tenant it acts on; "*" when it lists them all.
+  audit.SetTenant(request->tenant().empty() ? "*" : request->tenant());
+  absl::Status status = Authorize(context, &audit);
   if (status.ok()) {
     const absl::Time now = clock_->Now();
     for (const EntrySnapshot& e : cache_->Snapshot()) {
@@ -101,8 +94,7 @@ grpc::ServerUnaryReactor* AdminService::ListTokens(
     }
     if (hooks_.generation) response->set_config_generation(hooks_.generation());
   }
-  FinishAdmin(reactor, metrics_, BrokerMetrics::Rpc::kListTokens, "ListTokens",
-              ids, status, started);
+  reactor->Finish(audit.Finish(status));
   return reactor;
 }
 
@@ -110,10 +102,10 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
     grpc::CallbackServerContext* context,
     const v1::RefreshTokenRequest* request,
     v1::RefreshTokenResponse* response) {
-  const absl::Time started = absl::Now();
   auto* reactor = context->DefaultReactor();
-  std::vector<std::string> ids;
-  absl::Status status = Authorize(context, &ids);
+  RpcAudit audit(BrokerMetrics::Rpc::kRefreshToken, clock_, metrics_);
+  audit.SetTenant(request->tenant());
+  absl::Status status = Authorize(context, &audit);
   ScopeSet scopes;
   if (status.ok() && request->tenant().empty()) {
     status = absl::InvalidArgumentError("tenant: required");
@@ -129,22 +121,21 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
     }
   }
   if (!status.ok()) {
-    FinishAdmin(reactor, metrics_, BrokerMetrics::Rpc::kRefreshToken,
-                "RefreshToken", ids, status, started);
+    reactor->Finish(audit.Finish(status));
     return reactor;
   }
-  BrokerMetrics* metrics = metrics_;
+  audit.SetScopes(scopes.ToOAuthString());
   cache_->RefreshAsync(
       CacheKey{request->tenant(), std::move(scopes)},
-      [reactor, response, ids, metrics,
-       started](absl::StatusOr<TokenCache::TokenPtr> token) {
+      [reactor, response, audit = std::move(audit)](
+          absl::StatusOr<TokenCache::TokenPtr> token) mutable {
         if (token.ok()) {
           ToProtoTimestamp((*token)->token.expires_at,
-                       response->mutable_expires_at());
+                           response->mutable_expires_at());
           response->set_token_fingerprint((*token)->fingerprint);
+          audit.SetToken(**token);
         }
-        FinishAdmin(reactor, metrics, BrokerMetrics::Rpc::kRefreshToken,
-                    "RefreshToken", ids, token.status(), started);
+        reactor->Finish(audit.Finish(token.status()));
       });
   return reactor;
 }
@@ -152,16 +143,14 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
 grpc::ServerUnaryReactor* AdminService::ReloadConfig(
     grpc::CallbackServerContext* context, const v1::ReloadConfigRequest*,
     v1::ReloadConfigResponse* response) {
-  const absl::Time started = absl::Now();
   auto* reactor = context->DefaultReactor();
-  std::vector<std::string> ids;
-  absl::Status status = Authorize(context, &ids);
+  RpcAudit audit(BrokerMetrics::Rpc::kReloadConfig, clock_, metrics_);
+  absl::Status status = Authorize(context, &audit);
   if (status.ok()) {
     // Inline: reading and validating the file takes milliseconds.
     *response = hooks_.reload();
   }
-  FinishAdmin(reactor, metrics_, BrokerMetrics::Rpc::kReloadConfig,
-              "ReloadConfig", ids, status, started);
+  reactor->Finish(audit.Finish(status));
   return reactor;
 }
 

@@ -13,6 +13,7 @@
 #include "common/sync.h"
 #include "server/metrics.h"
 #include "server/policy.h"
+#include "server/rpc_audit.h"
 #include "server/token_cache.h"
 #include "treezor/broker/v1/admin_service.grpc.pb.h"
 
@@ -47,9 +48,10 @@ class AdminService final : public v1::BrokerAdmin::CallbackService {
 
  private:
   std::shared_ptr<const Policy> policy() const ABSL_LOCKS_EXCLUDED(mu_);
-  // OK if the caller is an admin; logs and records the refusal otherwise.
+  // OK if the caller's certificate matches an admins[] identity (typed, as
+  // for callers); names the caller and the matched identity in `audit`.
   absl::Status Authorize(grpc::CallbackServerContext* context,
-                         std::vector<std::string>* identities) const;
+                         RpcAudit* audit) const;
 
   TokenCache* const cache_;
   const Hooks hooks_;

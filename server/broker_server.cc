@@ -121,7 +121,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   broker->health_ = std::make_unique<HealthService>(
       std::vector<std::string>{kTokenServiceName});
   broker->token_service_ = std::make_unique<TokenService>(
-      broker->cache_.get(), shared_policy, broker->metrics_.get());
+      broker->cache_.get(), shared_policy, options.clock,
+      broker->metrics_.get());
   BrokerServer* self = broker.get();
   broker->admin_service_ = std::make_unique<AdminService>(
       broker->cache_.get(), shared_policy,
@@ -214,6 +215,12 @@ void BrokerServer::PrefetchDefaults(const Policy& policy,
   {
     MutexLock lock(&ready_mu_);
     warming_up_.insert(keys.begin(), keys.end());
+    // No default set to wait for (every tenant has allowedScopes and no
+    // defaultScopes): ready at once.
+    if (warming_up_.empty() && !draining_ && !health_->serving()) {
+      LogInfo("ready: no tenant has a default scope set to fetch");
+      health_->SetServing(true);
+    }
   }
   for (const CacheKey& key : keys) cache_->Prefetch(key);
 }

@@ -1,26 +1,89 @@
-// The identities of a gRPC caller, as Policy matches them against
+// The typed identity of a gRPC caller: the names its verified leaf
+// certificate carries, kept apart by kind, as Policy matches them against
 // `callers[].identity` and `admins[].identity`.
 //
-// They come from the caller's certificate as verified by the TLS handshake
-// against serverTls.clientCaFile: every URI SAN (e.g. a SPIFFE ID), every DNS
-// SAN, then the subject CN — deduplicated, in that order. Email and IP SANs
-// are ignored: no config names callers that way, and an IP says where a call
-// comes from, not who makes it. The CA is trusted for all three kinds alike,
-// so a config entry matches whichever kind carries its string.
+//   absl::StatusOr<PeerIdentity> peer = PeerIdentityFromAuthContext(*auth);
+//   // peer->uri_sans, peer->dns_sans, peer->common_name
 //
-// Thread-safety: a pure function of its argument.
+// Why typed: a certificate's CN and DNS SANs are not where a SPIFFE ID lives,
+// so a CN that spells another workload's SPIFFE ID must not make the caller
+// that workload. The matching rule (see policy.h) is the SPIFFE X.509-SVID
+// one: a URI identity matches only a URI SAN, any other name a DNS SAN, or the
+// CN of a certificate with no SAN at all.
+//
+// PeerIdentityFromPem parses the PEM text gRPC puts in the auth context
+// (GRPC_X509_PEM_CERT_PROPERTY_NAME) with OpenSSL itself rather than trusting
+// gRPC's flattened name list: it is a pure, bounded function that a fuzz
+// target calls. Anything it cannot read unambiguously (two subjectAltName
+// extensions, an undecodable one, a name with a NUL byte, more than
+// kMaxPeerSubjectAltNames names) is refused, not skipped: skipping a SAN
+// extension would turn the certificate "SAN-less" and let its CN speak.
+//
+// Thread-safety: pure functions.
 #ifndef TREEZOR_BROKER_SERVER_PEER_IDENTITY_H_
 #define TREEZOR_BROKER_SERVER_PEER_IDENTITY_H_
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/security/auth_context.h"
 
 namespace treezor::broker {
 
-// Empty unless `context` is authenticated (a verified client certificate).
-std::vector<std::string> PeerIdentities(const grpc::AuthContext& context);
+// Bounds on what a caller's certificate may carry.
+inline constexpr size_t kMaxPeerCertificatePemBytes = 65536;
+inline constexpr int kMaxPeerSubjectAltNames = 100;
+
+enum class IdentityKind { kUri, kDns, kCn };
+
+// "uri", "dns", "cn" (as audit lines and errors write them).
+absl::string_view IdentityKindName(IdentityKind kind);
+
+// True if `identity` starts with a URI scheme (RFC 3986: a letter, then
+// letters, digits, '+', '-' or '.', then ':' and at least one more
+// character), e.g. "spiffe://corp/payments", "urn:corp:x". Such a config
+// identity matches only a URI SAN.
+bool IsUriIdentity(absl::string_view identity);
+
+struct PeerIdentity {
+  std::vector<std::string> uri_sans;  // in certificate order
+  std::vector<std::string> dns_sans;  // in certificate order
+  std::string common_name;            // empty: no CN
+  // SANs of other kinds (IP, email, ...): never matched, but their presence
+  // means the certificate has SANs, so its CN does not identify it.
+  int other_sans = 0;
+
+  bool has_san() const {
+    return !uri_sans.empty() || !dns_sans.empty() || other_sans > 0;
+  }
+  // URI SANs + DNS SANs + the CN if any.
+  size_t name_count() const {
+    return uri_sans.size() + dns_sans.size() + (common_name.empty() ? 0 : 1);
+  }
+};
+
+// A config identity that a certificate matched, and through which kind of
+// name.
+struct MatchedIdentity {
+  IdentityKind kind;
+  std::string name;
+  friend bool operator==(const MatchedIdentity& a, const MatchedIdentity& b) {
+    return a.kind == b.kind && a.name == b.name;
+  }
+};
+
+// The identity in the first certificate of `pem`. PERMISSION_DENIED, with
+// the reason, for anything that is not one readable certificate within the
+// bounds above.
+absl::StatusOr<PeerIdentity> PeerIdentityFromPem(absl::string_view pem);
+
+// The identity of an authenticated gRPC peer (from its certificate's PEM);
+// an empty PeerIdentity when the peer is not authenticated.
+absl::StatusOr<PeerIdentity> PeerIdentityFromAuthContext(
+    const grpc::AuthContext& context);
 
 }  // namespace treezor::broker
 

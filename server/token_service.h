@@ -1,34 +1,42 @@
 // treezor.broker.v1.TokenService: thin — parse, authorize, delegate to the
-// TokenCache, convert the status, audit. Callback API, so a caller waiting
-// for a cold fetch holds no thread: the cache answers the reactor when the
-// fetch completes.
+// TokenCache, and finish through RpcAudit (audit line, metric, status).
+// Callback API, so a caller waiting for a cold fetch holds no thread: the
+// cache answers the reactor when the fetch completes.
 //
-// Every RPC writes one audit line: caller identity, tenant, scopes, outcome
-// and the token's fingerprint (never the token).
+//   TokenService service(&cache, policy, clock, &metrics);
+//   builder.RegisterService(&service);
+//   service.SetPolicy(new_policy);  // config reload
 //
 // Thread-safety: thread-safe; the policy can be swapped at any time
-// (config reload) and applies to the next RPC.
+// (config reload): it applies to the next RPC and to every open stream.
 #ifndef TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
 #define TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
 
 #include <memory>
 #include <set>
 
+#include "common/clock.h"
 #include "common/sync.h"
 #include "server/metrics.h"
 #include "server/policy.h"
 #include "server/token_cache.h"
+#include "server/watch_token_reactor.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 
 namespace treezor::broker {
 
 class TokenService final : public v1::TokenService::CallbackService {
  public:
-  // `cache` and `metrics` (nullable) must outlive the service.
+  // `cache`, `clock` and `metrics` (nullable) must outlive the service.
   TokenService(TokenCache* cache, std::shared_ptr<const Policy> policy,
-               BrokerMetrics* metrics = nullptr);
+               Clock* clock, BrokerMetrics* metrics = nullptr);
   ~TokenService() override;
 
+  // Swaps the policy (every config reload calls it) and authorizes every
+  // open WatchToken stream again against it (same identity, tenant and
+  // requested scopes, and the same resolved scope set): a stream no longer
+  // allowed ends with PERMISSION_DENIED before this returns, and receives
+  // nothing more.
   void SetPolicy(std::shared_ptr<const Policy> policy)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every WatchToken stream with UNAVAILABLE ("shutting down") and
@@ -44,23 +52,20 @@ class TokenService final : public v1::TokenService::CallbackService {
       const v1::WatchTokenRequest* request) override;
 
  private:
-  class WatchReactor;
-  friend class WatchReactor;
-
   std::shared_ptr<const Policy> policy() const ABSL_LOCKS_EXCLUDED(mu_);
-  void Unregister(WatchReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
+  void Unregister(WatchTokenReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
+  // OK if `watch` is still allowed under `policy`.
+  static absl::Status Reauthorize(const Policy& policy,
+                                  const WatchTokenReactor& watch);
 
   TokenCache* const cache_;
+  Clock* const clock_;
   BrokerMetrics* const metrics_;
   mutable Mutex mu_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
   bool watches_ended_ ABSL_GUARDED_BY(mu_) = false;
-  std::set<WatchReactor*> watches_ ABSL_GUARDED_BY(mu_);
+  std::set<WatchTokenReactor*> watches_ ABSL_GUARDED_BY(mu_);
 };
-
-// Fills `response` from a cached token.
-void FillResponse(const CacheKey& key, const CachedToken& token,
-                  v1::GetTokenResponse* response);
 
 }  // namespace treezor::broker
 

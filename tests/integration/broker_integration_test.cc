@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -15,6 +16,7 @@
 #include "server/config.h"
 #include "tests/testing/broker_harness.h"
 #include "tests/testing/status_matchers.h"
+#include "treezor/broker/v1/admin_service.grpc.pb.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 
 namespace treezor::broker {
@@ -552,8 +554,344 @@ TEST_F(BrokerIntegrationTest, EveryRpcWritesAnAuditLine) {
   EXPECT_TRUE(has_line({R"("msg":"audit")", R"("rpc":"GetToken")",
                         "spiffe://corp/payments", R"("tenant":"acme")",
                         R"("outcome":"OK")", R"("token_fp":")"}));
-  EXPECT_TRUE(has_line({R"("msg":"audit")", R"("caller":"intruder")",
+  EXPECT_TRUE(has_line({R"("msg":"audit")", R"("caller":"cn:intruder")",
                         R"("outcome":"PERMISSION_DENIED")"}));
+}
+
+// --- Typed identities (issue 10, item 3): real certificates, real handshakes.
+
+BrokerHarness::Options WithIdentityCertificates() {
+  BrokerHarness::Options options;
+  options.extra_certificates = {
+      // Its own SPIFFE ID in the URI SAN, another workload's in the CN.
+      {"attacker", {.common_name = "spiffe://corp/payments",
+                    .uri_sans = {"spiffe://corp/attacker"}}},
+      // The admin's SPIFFE ID as CN, beside a URI SAN of its own.
+      {"fake-oncall", {.common_name = "spiffe://corp/oncall",
+                       .uri_sans = {"spiffe://corp/fake-oncall"}}},
+      {"two-uris", {.common_name = "payments",
+                    .uri_sans = {"spiffe://corp/payments",
+                                 "spiffe://corp/other"}}},
+      // A legacy client: CN only, no SAN.
+      {"legacy", {.common_name = "legacy-batch"}},
+      // cards' DNS name as CN, beside a DNS SAN of its own.
+      {"dns-cn", {.common_name = "cards.internal",
+                  .dns_sans = {"other.internal"}}},
+  };
+  options.extra_callers =
+      R"({"identity": "legacy-batch", "tenants": ["acme"]},)";
+  return options;
+}
+
+TEST_F(BrokerIntegrationTest, CnNamingAnotherWorkloadDoesNotMakeTheCallerIt) {
+  StartBroker(WithIdentityCertificates());
+  Answer a = Get("attacker", "acme");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("no configured caller matches this certificate "
+                        "(identities: uri \"spiffe://corp/attacker\")"));
+}
+
+TEST_F(BrokerIntegrationTest, CnNamingAnAdminDoesNotMakeTheCallerAdmin) {
+  StartBroker(WithIdentityCertificates());
+  v1::ListTokensResponse list;
+  grpc::Status fake = v1::BrokerAdmin::NewStub(harness_->Channel("fake-oncall"))
+                          ->ListTokens(Context().get(), {}, &list);
+  EXPECT_EQ(fake.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(fake.error_message(), HasSubstr("no configured admin matches"));
+  grpc::Status real = v1::BrokerAdmin::NewStub(harness_->Channel("oncall"))
+                          ->ListTokens(Context().get(), {}, &list);
+  EXPECT_TRUE(real.ok()) << real.error_message();
+}
+
+TEST_F(BrokerIntegrationTest, CertificateWithTwoUriSansIsRefused) {
+  StartBroker(WithIdentityCertificates());
+  Answer a = Get("two-uris", "acme");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("caller certificate has 2 URI SANs; a SPIFFE "
+                        "X.509-SVID has exactly one"));
+}
+
+TEST_F(BrokerIntegrationTest, CnOnlyCertificateMatchesItsCn) {
+  StartBroker(WithIdentityCertificates());
+  WaitForWarmUp();
+  Answer a = Get("legacy", "acme");
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("msg":"audit")", R"("caller":"cn:legacy-batch")",
+       R"("identity":"legacy-batch","identity_kind":"cn")",
+       R"("outcome":"OK")"},
+      kRpcTimeout));
+}
+
+TEST_F(BrokerIntegrationTest, DnsSanCertificateDoesNotMatchThroughItsCn) {
+  StartBroker(WithIdentityCertificates());
+  Answer a = Get("dns-cn", "globex", {"read_only"});
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("(identities: dns \"other.internal\")"));
+  // The real cards certificate (DNS SAN cards.internal) still works.
+  EXPECT_TRUE(Get("cards", "globex", {"read_only"}).status.ok());
+}
+
+TEST_F(BrokerIntegrationTest, AuditLinesNameTheIdentityThatMatchedAndHow) {
+  StartBroker();
+  WaitForWarmUp();
+  ASSERT_TRUE(Get("payments", "acme").status.ok());
+  ASSERT_TRUE(Get("cards", "globex", {"read_only"}).status.ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")",
+       R"("caller":"uri:spiffe://corp/payments,cn:payments")",
+       R"("identity":"spiffe://corp/payments","identity_kind":"uri")"},
+      kRpcTimeout));
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")", R"("caller":"dns:cards.internal,cn:cards-service")",
+       R"("identity":"cards.internal","identity_kind":"dns")"},
+      kRpcTimeout));
+  v1::ListTokensResponse list;
+  ASSERT_TRUE(v1::BrokerAdmin::NewStub(harness_->Channel("oncall"))
+                  ->ListTokens(Context().get(), {}, &list)
+                  .ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")",
+       R"("identity":"spiffe://corp/oncall","identity_kind":"uri")"},
+      kRpcTimeout));
+}
+
+// --- The empty scope set is a scope set (issue 10, item 1).
+
+// Requests the double received without a `scope` parameter.
+int RequestsWithoutScope(const testing::FakeTreezor& treezor) {
+  int n = 0;
+  for (const auto& r : treezor.requests()) {
+    if (testing::FakeTreezor::WithScope("")(r)) ++n;
+  }
+  return n;
+}
+
+TEST_F(BrokerIntegrationTest, RestrictedCallerCannotOmitScopesToGetTreezorsDefaults) {
+  // "open" has neither allowedScopes nor defaultScopes; "narrow" may get
+  // read_only there, "wide" anything.
+  StartBroker({.extra_certificates = {{"narrow", {.common_name = "narrow"}},
+                                      {"wide", {.common_name = "wide"}}},
+               .extra_callers =
+                   R"({"identity": "narrow", "tenants": ["open"],
+                       "scopes": ["read_only"]},
+                      {"identity": "wide", "tenants": ["open"]},)",
+               .extra_tenants = {{"open", ""}}});
+  WaitForWarmUp();
+  const int before = RequestsWithoutScope(harness_->treezor());
+  Answer a = Get("narrow", "open");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("name the scopes to request"));
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), before);
+  EXPECT_TRUE(Get("narrow", "open", {"read_only"}).status.ok());
+  // An unrestricted caller on a tenant without allowedScopes still may.
+  // (its empty set is "open"'s default set, prefetched at start-up).
+  EXPECT_TRUE(Get("wide", "open").status.ok());
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), before);
+}
+
+TEST_F(BrokerIntegrationTest, TenantWithAllowedScopesAndNoDefaultsIsNeverFetchedWithoutScope) {
+  StartBroker({.extra_certificates = {{"fence-user", {.common_name = "fu"}}},
+               .extra_callers = R"({"identity": "fu", "tenants": ["fenced"]},)",
+               .extra_tenants = {{"fenced", R"("allowedScopes": ["read_only"],)"}}});
+  // Readiness does not wait for "fenced", and start-up did not fetch it.
+  WaitForWarmUp();
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), 0);
+  Answer a = Get("fence-user", "fenced");
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(a.status.error_message(),
+              HasSubstr("tenant \"fenced\" has allowedScopes and no "
+                        "defaultScopes: name the scopes to request"));
+  ASSERT_TRUE(Get("fence-user", "fenced", {"read_only"}).status.ok());
+  EXPECT_EQ(RequestsWithoutScope(harness_->treezor()), 0);
+}
+
+// --- Revocation reaches open streams (issue 10, item 2).
+
+class RevocationTest : public BrokerIntegrationTest {
+ protected:
+  // A WatchToken stream, past its first token.
+  struct OpenWatch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<v1::TokenService::Stub> stub;
+    std::unique_ptr<grpc::ClientReader<v1::GetTokenResponse>> reader;
+  };
+
+  std::unique_ptr<OpenWatch> Watch(const std::string& caller,
+                                   const std::string& tenant,
+                                   std::vector<std::string> scopes = {}) {
+    auto w = std::make_unique<OpenWatch>();
+    w->ctx.set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoMilliseconds(kRpcTimeout));
+    w->stub = v1::TokenService::NewStub(harness_->Channel(caller));
+    v1::WatchTokenRequest request;
+    request.set_tenant(tenant);
+    for (auto& scope : scopes) request.add_scopes(scope);
+    w->reader = w->stub->WatchToken(&w->ctx, request);
+    v1::GetTokenResponse first;
+    EXPECT_TRUE(w->reader->Read(&first));
+    RememberToken(first.access_token());
+    return w;
+  }
+
+  // The config file now `json`; returns once the broker applied it.
+  void Reload(const std::string& json) {
+    testing::WriteFileOrDie(harness_->config_path(), json);
+    ASSERT_TRUE(harness_->broker().WaitForGeneration(2, kRpcTimeout)) << json;
+  }
+
+  // Lets the tokens fall due and `renewals` renewals happen.
+  void Renew(int renewals) {
+    const int64_t done = harness_->broker().fetches_done();
+    harness_->clock().Advance(absl::Minutes(49));
+    ASSERT_TRUE(harness_->broker().WaitForFetches(done + renewals, kRpcTimeout));
+  }
+
+  // `w` ended with PERMISSION_DENIED and got nothing after its first token.
+  void ExpectRevoked(OpenWatch& w) {
+    v1::GetTokenResponse more;
+    EXPECT_FALSE(w.reader->Read(&more))
+        << "a revoked stream received a token";
+    if (!more.access_token().empty()) RememberToken(more.access_token());
+    const grpc::Status status = w.reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("access revoked by a configuration change"));
+  }
+
+  std::string Config(const std::string& acme_extra = "") {
+    return harness_->RenderConfig("", acme_extra);
+  }
+  static constexpr absl::string_view kPayments =
+      R"({"identity": "spiffe://corp/payments", "tenants": ["acme"]},)";
+};
+
+TEST_F(RevocationTest, RemovingTheCallerEndsItsStream) {
+  StartBroker();
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme");
+  Reload(absl::StrReplaceAll(Config(), {{kPayments, ""}}));
+  Renew(1);
+  ExpectRevoked(*revoked);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"WatchToken")", R"("outcome":"PERMISSION_DENIED")",
+       "access revoked by a configuration change: no configured caller"},
+      kRpcTimeout));
+}
+
+TEST_F(RevocationTest, NarrowingTheCallersTenantsEndsItsStream) {
+  StartBroker();
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme");
+  Reload(absl::StrReplaceAll(
+      Config(),
+      {{kPayments,
+        R"({"identity": "spiffe://corp/payments", "tenants": ["globex"]},)"}}));
+  Renew(1);
+  ExpectRevoked(*revoked);
+}
+
+TEST_F(RevocationTest, NarrowingTheCallersScopesEndsOnlyTheStreamsItNoLongerCovers) {
+  StartBroker();
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme");  // read_write, the default
+  auto kept = Watch("payments", "acme", {"read_only"});
+  Reload(absl::StrReplaceAll(
+      Config(), {{kPayments, R"({"identity": "spiffe://corp/payments",
+                                 "tenants": ["acme"], "scopes": ["read_only"]},)"}}));
+  Renew(2);  // read_write and read_only
+  ExpectRevoked(*revoked);
+  v1::GetTokenResponse renewed;
+  ASSERT_TRUE(kept->reader->Read(&renewed));
+  RememberToken(renewed.access_token());
+  kept->ctx.TryCancel();
+}
+
+TEST_F(RevocationTest, ShrinkingTheTenantsAllowedScopesEndsTheStream) {
+  // Applied by the ReloadConfig RPC, not the file watcher.
+  StartBroker({.file_poll_interval = absl::Hours(1)});
+  WaitForWarmUp();
+  auto revoked = Watch("payments", "acme", {"admin"});
+  testing::WriteFileOrDie(harness_->config_path(),
+                          Config(R"("allowedScopes": ["read_write"],)"));
+  v1::ReloadConfigResponse reloaded;
+  ASSERT_TRUE(v1::BrokerAdmin::NewStub(harness_->Channel("oncall"))
+                  ->ReloadConfig(Context().get(), {}, &reloaded)
+                  .ok());
+  ASSERT_TRUE(reloaded.applied()) << reloaded.error();
+  Renew(1);
+  ExpectRevoked(*revoked);
+}
+
+// --- Every token handed out is audited when it is (issue 10, item 10).
+
+TEST_F(BrokerIntegrationTest, WatchTokenAuditsItsStartAndEveryTokenSent) {
+  StartBroker();
+  WaitForWarmUp();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  grpc::ClientContext ctx;
+  v1::WatchTokenRequest request;
+  request.set_tenant("acme");
+  auto reader = stub->WatchToken(&ctx, request);
+  v1::GetTokenResponse current, renewed;
+  ASSERT_TRUE(reader->Read(&current));
+  RememberToken(current.access_token());
+  const std::vector<std::string> watch = {
+      R"("msg":"audit","rpc":"WatchToken")",
+      R"("identity":"spiffe://corp/payments","identity_kind":"uri")",
+      R"("tenant":"acme","scopes":"read_write")"};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.end(), watch.begin(), watch.end());
+    return more;
+  };
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({R"("event":"stream_started"})"}), kRpcTimeout));
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({absl::StrCat(R"("event":"token_sent","token_fp":")",
+                         TokenFingerprint(current.access_token()),
+                         R"(","version":")")}),
+      kRpcTimeout));
+  harness_->clock().Advance(absl::Minutes(49));
+  ASSERT_TRUE(reader->Read(&renewed));
+  RememberToken(renewed.access_token());
+  // The renewal is audited as it is sent, while the stream is still open.
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({absl::StrCat(R"("event":"token_sent","token_fp":")",
+                         TokenFingerprint(renewed.access_token()))}),
+      kRpcTimeout));
+  ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      with({R"("outcome":"CANCELLED")", R"("tokens_sent":"2")"}),
+      kRpcTimeout));
+}
+
+TEST_F(BrokerIntegrationTest, AdminRpcsNameTheTenantTheyActOn) {
+  StartBroker();
+  WaitForWarmUp();
+  auto admin = v1::BrokerAdmin::NewStub(harness_->Channel("oncall"));
+  v1::RefreshTokenRequest refresh;
+  refresh.set_tenant("acme");
+  v1::RefreshTokenResponse refreshed;
+  ASSERT_TRUE(admin->RefreshToken(Context().get(), refresh, &refreshed).ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"RefreshToken")", R"("identity":"spiffe://corp/oncall")",
+       R"("tenant":"acme","scopes":"read_write")",
+       absl::StrCat(R"("token_fp":")", refreshed.token_fingerprint())},
+      kRpcTimeout));
+  v1::ListTokensRequest list;
+  list.set_tenant("globex");
+  v1::ListTokensResponse listed;
+  ASSERT_TRUE(admin->ListTokens(Context().get(), list, &listed).ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")", R"("tenant":"globex")"}, kRpcTimeout));
+  ASSERT_TRUE(admin->ListTokens(Context().get(), {}, &listed).ok());
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")", R"("tenant":"*")"}, kRpcTimeout));
 }
 
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
@@ -17,10 +18,26 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 using ::treezor::broker::testing::StatusIs;
 
-using Ids = std::vector<std::string>;
 using Scopes = std::vector<std::string>;
 
 constexpr absl::StatusCode kDenied = absl::StatusCode::kPermissionDenied;
+
+// A certificate's names: URI-like names become URI SANs, others DNS SANs.
+struct Ids {
+  Ids(std::initializer_list<std::string> names) {
+    for (const std::string& n : names) {
+      (IsUriIdentity(n) ? peer.uri_sans : peer.dns_sans).push_back(n);
+    }
+  }
+  explicit Ids(PeerIdentity p) : peer(std::move(p)) {}
+  PeerIdentity peer;
+};
+
+PeerIdentity CnOnly(std::string cn) {
+  PeerIdentity peer;
+  peer.common_name = std::move(cn);
+  return peer;
+}
 
 // Policy only reads names and scopes, so the config needs no files.
 v1::BrokerConfig TestConfig() {
@@ -46,14 +63,36 @@ v1::BrokerConfig TestConfig() {
   return config.value_or(v1::BrokerConfig());
 }
 
-Policy TestPolicy() {
+// The policy, with MatchCaller + Authorize in one call as the service
+// makes them.
+class TestedPolicy {
+ public:
+  explicit TestedPolicy(Policy policy) : policy_(std::move(policy)) {}
+  absl::StatusOr<ScopeSet> Authorize(const Ids& ids, absl::string_view tenant,
+                                     const Scopes& scopes) const {
+    absl::StatusOr<std::vector<MatchedIdentity>> caller =
+        policy_.MatchCaller(ids.peer);
+    if (!caller.ok()) return caller.status();
+    return policy_.Authorize(*caller, tenant, scopes);
+  }
+  absl::StatusOr<MatchedIdentity> MatchAdmin(const Ids& ids) const {
+    return policy_.MatchAdmin(ids.peer);
+  }
+  const Policy& operator*() const { return policy_; }
+  const Policy* operator->() const { return &policy_; }
+
+ private:
+  Policy policy_;
+};
+
+TestedPolicy TestPolicy() {
   absl::StatusOr<Policy> policy = Policy::Create(TestConfig());
   EXPECT_OK(policy);
-  return *std::move(policy);
+  return TestedPolicy(*std::move(policy));
 }
 
 TEST(Policy, UnknownAndForbiddenTenantsGiveIdenticalErrors) {
-  const Policy policy = TestPolicy();
+  const TestedPolicy policy = TestPolicy();
   // "gamma" exists but "reporting" may not use it; "delta" does not exist.
   EXPECT_THAT(
       policy.Authorize(Ids{"reporting"}, "gamma", {}),
@@ -69,8 +108,10 @@ TEST(Policy, UnknownTenantErrorDoesNotDependOnTheTenantExisting) {
   v1::BrokerConfig with_gamma = TestConfig();
   v1::BrokerConfig without_gamma = TestConfig();
   without_gamma.mutable_tenants()->RemoveLast();
-  ASSERT_OK_AND_ASSIGN(Policy a, Policy::Create(with_gamma));
-  ASSERT_OK_AND_ASSIGN(Policy b, Policy::Create(without_gamma));
+  ASSERT_OK_AND_ASSIGN(Policy policy_a, Policy::Create(with_gamma));
+  ASSERT_OK_AND_ASSIGN(Policy policy_b, Policy::Create(without_gamma));
+  const TestedPolicy a(std::move(policy_a));
+  const TestedPolicy b(std::move(policy_b));
   absl::StatusOr<ScopeSet> from_a = a.Authorize(Ids{"limited"}, "gamma", {});
   absl::StatusOr<ScopeSet> from_b = b.Authorize(Ids{"limited"}, "gamma", {});
   EXPECT_EQ(from_a.status(), from_b.status());
@@ -87,7 +128,7 @@ TEST(Policy, UnlistedCallerIsDenied) {
   EXPECT_THAT(TestPolicy().Authorize(Ids{"spiffe://corp/unknown"}, "acme", {}),
               StatusIs(kDenied,
                        "no configured caller matches this certificate "
-                       "(identities: \"spiffe://corp/unknown\")"));
+                       "(identities: uri \"spiffe://corp/unknown\")"));
 }
 
 TEST(Policy, ScopesAreCanonicalised) {
@@ -100,7 +141,7 @@ TEST(Policy, ScopesAreCanonicalised) {
 }
 
 TEST(Policy, EmptyRequestGetsTheTenantsDefaultScopes) {
-  const Policy policy = TestPolicy();
+  const TestedPolicy policy = TestPolicy();
   ASSERT_OK_AND_ASSIGN(
       ScopeSet acme,
       policy.Authorize(Ids{"spiffe://corp/payments"}, "acme", {}));
@@ -126,7 +167,7 @@ TEST(Policy, TenantWithoutAllowedScopesAllowsAny) {
 }
 
 TEST(Policy, CallerScopesLimitRequests) {
-  const Policy policy = TestPolicy();
+  const TestedPolicy policy = TestPolicy();
   EXPECT_OK(policy.Authorize(Ids{"limited"}, "acme", Scopes{"read_only"}));
   EXPECT_THAT(policy.Authorize(Ids{"limited"}, "acme", Scopes{"read_write"}),
               StatusIs(kDenied,
@@ -147,7 +188,7 @@ TEST(Policy, CallerWithoutScopesGetsWhateverTheTenantAllows) {
 
 TEST(Policy, MatchingEntriesAddUp) {
   // A certificate with a URI SAN, a DNS SAN and a CN, each listed.
-  const Policy policy = TestPolicy();
+  const TestedPolicy policy = TestPolicy();
   const Ids ids = {"spiffe://corp/reporting", "reporting.svc.cluster.local",
                    "reporting"};
   // acme: read_all (URI SAN entry) + read_only (CN entry).
@@ -162,7 +203,7 @@ TEST(Policy, MatchingEntriesAddUp) {
 TEST(Policy, GrantsAddUpPerTenantOnly) {
   // The DNS SAN entry's read_all is for beta, not acme: "reporting" alone may
   // not have it on acme, and the pair may not have read_write on acme.
-  const Policy policy = TestPolicy();
+  const TestedPolicy policy = TestPolicy();
   const Ids ids = {"reporting.svc.cluster.local", "reporting"};
   EXPECT_THAT(policy.Authorize(ids, "acme", Scopes{"read_all"}),
               StatusIs(kDenied, HasSubstr("\"read_all\"")));
@@ -193,10 +234,13 @@ TEST(Policy, EchoedTenantIsEscapedAndShortened) {
 }
 
 TEST(Policy, Admins) {
-  const Policy policy = TestPolicy();
-  EXPECT_TRUE(policy.IsAdmin(Ids{"cn", "spiffe://corp/ops"}));
-  EXPECT_FALSE(policy.IsAdmin(Ids{"spiffe://corp/payments"}));
-  EXPECT_FALSE(policy.IsAdmin(Ids{}));
+  const TestedPolicy policy = TestPolicy();
+  ASSERT_OK_AND_ASSIGN(MatchedIdentity admin,
+                       policy.MatchAdmin(Ids{"cn", "spiffe://corp/ops"}));
+  EXPECT_EQ(admin, (MatchedIdentity{IdentityKind::kUri, "spiffe://corp/ops"}));
+  EXPECT_THAT(policy.MatchAdmin(Ids{"spiffe://corp/payments"}),
+              StatusIs(kDenied, HasSubstr("no configured admin matches")));
+  EXPECT_THAT(policy.MatchAdmin(Ids{}), StatusIs(kDenied, ::testing::_));
 }
 
 TEST(Policy, AdminsAreNotCallers) {
@@ -204,9 +248,173 @@ TEST(Policy, AdminsAreNotCallers) {
               StatusIs(kDenied, HasSubstr("no configured caller")));
 }
 
+// --- Typed identities (issue 10, item 3).
+
+TEST(Policy, UriIdentityMatchesOnlyAUriSan) {
+  const TestedPolicy policy = TestPolicy();
+  // The CN or a DNS SAN holding another workload's SPIFFE ID is not it.
+  PeerIdentity attacker;
+  attacker.uri_sans = {"spiffe://corp/attacker"};
+  attacker.common_name = "spiffe://corp/payments";
+  EXPECT_THAT(policy.Authorize(Ids(attacker), "acme", {}),
+              StatusIs(kDenied, HasSubstr("no configured caller matches")));
+  PeerIdentity dns;
+  dns.dns_sans = {"spiffe://corp/payments"};
+  EXPECT_THAT(policy.Authorize(Ids(dns), "acme", {}),
+              StatusIs(kDenied, HasSubstr("no configured caller matches")));
+  EXPECT_THAT(policy.Authorize(Ids(CnOnly("spiffe://corp/payments")), "acme",
+                               {}),
+              StatusIs(kDenied, HasSubstr("no configured caller matches")));
+  EXPECT_OK(policy.Authorize(Ids{"spiffe://corp/payments"}, "acme", {}));
+}
+
+TEST(Policy, NameIdentityMatchesADnsSanOrTheCnOfACertificateWithoutSans) {
+  const TestedPolicy policy = TestPolicy();
+  EXPECT_OK(policy.Authorize(Ids{"limited"}, "acme", Scopes{"read_only"}));
+  EXPECT_OK(policy.Authorize(Ids(CnOnly("limited")), "acme",
+                             Scopes{"read_only"}));
+  // A URI SAN spelled like the name is not the name.
+  PeerIdentity uri;
+  uri.uri_sans = {"limited"};
+  EXPECT_THAT(policy.Authorize(Ids(uri), "acme", Scopes{"read_only"}),
+              StatusIs(kDenied, ::testing::_));
+}
+
+TEST(Policy, CnDoesNotCountInACertificateWithSans) {
+  const TestedPolicy policy = TestPolicy();
+  PeerIdentity dns_and_cn;
+  dns_and_cn.dns_sans = {"other.internal"};
+  dns_and_cn.common_name = "limited";
+  EXPECT_THAT(policy.Authorize(Ids(dns_and_cn), "acme", Scopes{"read_only"}),
+              StatusIs(kDenied,
+                       "no configured caller matches this certificate "
+                       "(identities: dns \"other.internal\")"));
+  // Any SAN, even of a kind never matched (an IP, an email), silences the CN.
+  PeerIdentity ip_and_cn = CnOnly("limited");
+  ip_and_cn.other_sans = 1;
+  EXPECT_THAT(policy.Authorize(Ids(ip_and_cn), "acme", Scopes{"read_only"}),
+              StatusIs(kDenied, HasSubstr("caller certificate has no identity")));
+}
+
+TEST(Policy, CertificateWithSeveralUriSansIsRefused) {
+  const TestedPolicy policy = TestPolicy();
+  PeerIdentity two;
+  two.uri_sans = {"spiffe://corp/payments", "spiffe://corp/other"};
+  EXPECT_THAT(policy.Authorize(Ids(two), "acme", {}),
+              StatusIs(kDenied, HasSubstr("has 2 URI SANs; a SPIFFE "
+                                          "X.509-SVID has exactly one")));
+  two.uri_sans = {"spiffe://corp/ops", "spiffe://corp/ops"};
+  EXPECT_THAT(policy.MatchAdmin(Ids(two)),
+              StatusIs(kDenied, HasSubstr("URI SANs")));
+}
+
+TEST(Policy, CnThatLooksLikeAnAdminsSpiffeIdIsNotAdmin) {
+  PeerIdentity fake = CnOnly("spiffe://corp/ops");
+  EXPECT_THAT(TestPolicy().MatchAdmin(Ids(fake)),
+              StatusIs(kDenied, ::testing::_));
+  fake.uri_sans = {"spiffe://corp/fake"};
+  EXPECT_THAT(TestPolicy().MatchAdmin(Ids(fake)),
+              StatusIs(kDenied, HasSubstr("no configured admin matches")));
+}
+
+TEST(Policy, MatchCallerNamesEveryMatchedIdentityTyped) {
+  PeerIdentity peer;
+  peer.uri_sans = {"spiffe://corp/reporting"};
+  peer.dns_sans = {"nobody", "reporting.svc.cluster.local", "reporting"};
+  peer.common_name = "limited";  // ignored: the certificate has SANs
+  ASSERT_OK_AND_ASSIGN(std::vector<MatchedIdentity> matched,
+                       (*TestPolicy()).MatchCaller(peer));
+  EXPECT_THAT(
+      matched,
+      ElementsAre(
+          MatchedIdentity{IdentityKind::kUri, "spiffe://corp/reporting"},
+          MatchedIdentity{IdentityKind::kDns, "reporting.svc.cluster.local"},
+          MatchedIdentity{IdentityKind::kDns, "reporting"}));
+  ASSERT_OK_AND_ASSIGN(matched,
+                       (*TestPolicy()).MatchCaller(CnOnly("reporting")));
+  EXPECT_THAT(matched, ElementsAre(MatchedIdentity{IdentityKind::kCn,
+                                                   "reporting"}));
+}
+
+TEST(Policy, NoMatchErrorListsAFewNamesOnly) {
+  PeerIdentity peer;
+  for (int i = 0; i < 50; ++i) {
+    peer.dns_sans.push_back(absl::StrCat(std::string(200, 'x'), i));
+  }
+  absl::StatusOr<ScopeSet> result =
+      TestPolicy().Authorize(Ids(peer), "acme", {});
+  ASSERT_THAT(result, StatusIs(kDenied, HasSubstr("and 47 more)")));
+  EXPECT_LT(result.status().message().size(), 400u);
+}
+
+// --- The empty scope set is a scope set (issue 10, item 1).
+
+// "open" has neither allowedScopes nor defaultScopes; "fenced" has
+// allowedScopes and no defaultScopes.
+v1::BrokerConfig EmptySetConfig() {
+  absl::StatusOr<v1::BrokerConfig> config = ParseConfigJson(R"json({
+    "tenants": [
+      {"name": "open"},
+      {"name": "fenced", "allowedScopes": ["read_only", "read_write"]}
+    ],
+    "callers": [
+      {"identity": "free", "tenants": ["open", "fenced"]},
+      {"identity": "narrow", "tenants": ["open", "fenced"],
+       "scopes": ["read_only"]}
+    ]
+  })json");
+  EXPECT_OK(config);
+  return config.value_or(v1::BrokerConfig());
+}
+
+TestedPolicy EmptySetPolicy() {
+  absl::StatusOr<Policy> policy = Policy::Create(EmptySetConfig());
+  EXPECT_OK(policy);
+  return TestedPolicy(*std::move(policy));
+}
+
+TEST(Policy, UnrestrictedCallerOnATenantWithoutAllowedScopesMayOmitScopes) {
+  ASSERT_OK_AND_ASSIGN(ScopeSet scopes,
+                       EmptySetPolicy().Authorize(Ids{"free"}, "open", {}));
+  EXPECT_TRUE(scopes.empty());
+}
+
+TEST(Policy, CallerWithScopesMayNotOmitThemOnATenantWithoutDefaults) {
+  // No scope parameter would get Treezor's own defaults: not read_only.
+  EXPECT_THAT(EmptySetPolicy().Authorize(Ids{"narrow"}, "open", {}),
+              StatusIs(kDenied,
+                       "caller may get only its listed scopes on tenant "
+                       "\"open\" and the tenant has no defaultScopes: name "
+                       "the scopes to request"));
+  EXPECT_OK(EmptySetPolicy().Authorize(Ids{"narrow"}, "open",
+                                       Scopes{"read_only"}));
+}
+
+TEST(Policy, TenantWithAllowedScopesAndNoDefaultsIsNeverAskedWithoutScopes) {
+  for (const char* caller : {"free", "narrow"}) {
+    EXPECT_THAT(EmptySetPolicy().Authorize(Ids{caller}, "fenced", {}),
+                StatusIs(kDenied,
+                         "tenant \"fenced\" has allowedScopes and no "
+                         "defaultScopes: name the scopes to request"))
+        << caller;
+  }
+  EXPECT_OK(EmptySetPolicy().Authorize(Ids{"free"}, "fenced",
+                                       Scopes{"read_write"}));
+  // Admins too (RefreshToken).
+  EXPECT_THAT(EmptySetPolicy()->ResolveScopes("fenced", {}),
+              StatusIs(kDenied, HasSubstr("name the scopes to request")));
+  EXPECT_OK(EmptySetPolicy()->ResolveScopes("open", {}));
+}
+
+TEST(Policy, TenantWithAllowedScopesAndNoDefaultsHasNoDefaultSet) {
+  // Not prefetched at start-up, and readiness does not wait for it.
+  EXPECT_THAT(EmptySetPolicy()->DefaultScopeSets(),
+              ElementsAre(Pair("open", ScopeSet())));
+}
+
 TEST(Policy, DefaultScopeSetsInConfigOrder) {
   EXPECT_THAT(
-      TestPolicy().DefaultScopeSets(),
+      TestPolicy()->DefaultScopeSets(),
       ElementsAre(Pair("acme", ScopeSet::FromList({"read_write"})),
                   Pair("beta", ScopeSet::FromList({"admin", "read_all"})),
                   Pair("gamma", ScopeSet())));
@@ -224,7 +432,9 @@ TEST(Policy, SharedAsConstPointer) {
   ASSERT_OK_AND_ASSIGN(Policy policy, Policy::Create(TestConfig()));
   const std::shared_ptr<const Policy> shared =
       std::make_shared<const Policy>(std::move(policy));
-  EXPECT_OK(shared->Authorize(Ids{"limited"}, "acme", Scopes{"read_only"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<MatchedIdentity> caller,
+                       shared->MatchCaller(Ids{"limited"}.peer));
+  EXPECT_OK(shared->Authorize(caller, "acme", Scopes{"read_only"}));
 }
 
 }  // namespace

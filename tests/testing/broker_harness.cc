@@ -37,28 +37,6 @@ void WriteFileOrDie(const std::string& path, absl::string_view content) {
   }
 }
 
-LogCapture::LogCapture() {
-  SetLogSink([this](absl::string_view line) {
-    MutexLock lock(&mu_);
-    lines_.emplace_back(line);
-  });
-}
-
-LogCapture::~LogCapture() { SetLogSink(nullptr); }
-
-std::vector<std::string> LogCapture::lines() const {
-  MutexLock lock(&mu_);
-  return lines_;
-}
-
-bool LogCapture::Contains(absl::string_view needle) const {
-  MutexLock lock(&mu_);
-  for (const auto& l : lines_) {
-    if (absl::StrContains(l, needle)) return true;
-  }
-  return false;
-}
-
 BrokerHarness::BrokerHarness() : BrokerHarness(Options()) {}
 BrokerHarness::BrokerHarness(Options options) : options_(std::move(options)) {}
 
@@ -121,6 +99,15 @@ absl::Status BrokerHarness::Start() {
     if (!paths.ok()) return paths.status();
     callers_[leaf.name] = *paths;
   }
+  for (const auto& [name, options] : options_.extra_certificates) {
+    if (callers_.contains(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("extra certificate \"", name, "\" already exists"));
+    }
+    auto paths = internal_ca_->Issue(name, options);
+    if (!paths.ok()) return paths.status();
+    callers_[name] = *paths;
+  }
 
   FakeTreezor::Options t;
   t.cert_file = callers_["treezor-server"].cert_file;
@@ -163,7 +150,12 @@ absl::Status BrokerHarness::WriteConfig() {
   // The double knows one client; globex reads the same secret from its
   // own file (no trailing newline: trimming is tested with acme).
   WriteFileOrDie(dir_.File("globex.secret"), kClientSecret);
-  config_json_ = RenderConfig(options_.extra_config, options_.acme_extra);
+  std::string extra_tenants;
+  for (const auto& [name, extra] : options_.extra_tenants) {
+    extra_tenants += TenantJson(name, extra);
+  }
+  config_json_ = RenderConfig(options_.extra_config, options_.acme_extra,
+                              extra_tenants, options_.extra_callers);
   config_path_ = dir_.File("broker.json");
   WriteFileOrDie(config_path_, config_json_);
   return absl::OkStatus();
@@ -195,6 +187,7 @@ std::string BrokerHarness::RenderConfig(const std::string& extra_config,
     %s
     {"name": "globex", "baseUrl": "%s", "clientId": "1234",
      "clientSecretFile": "%s", "allowedScopes": ["read_only"],
+     "defaultScopes": ["read_only"],
      %s}
   ],
   "callers": [

@@ -33,24 +33,12 @@
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fake_treezor.h"
+#include "tests/testing/log_capture.h"
 #include "tests/testing/temp_dir.h"
 
 namespace treezor::broker::testing {
 
 inline constexpr char kClientSecret[] = "acme-client-secret-DO-NOT-LOG-7f3a";
-
-// Captures every log line of the process while alive.
-class LogCapture {
- public:
-  LogCapture();
-  ~LogCapture();
-  std::vector<std::string> lines() const ABSL_LOCKS_EXCLUDED(mu_);
-  bool Contains(absl::string_view needle) const ABSL_LOCKS_EXCLUDED(mu_);
-
- private:
-  mutable Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
-};
 
 class BrokerHarness {
  public:
@@ -76,6 +64,17 @@ class BrokerHarness {
     absl::Duration shutdown_grace_period = absl::Seconds(5);
     // How often the broker checks its config and credential files.
     absl::Duration file_poll_interval = absl::Milliseconds(50);
+    // More caller certificates, issued by the internal CA at Start() and
+    // usable with Channel(name) (e.g. a CN that looks like a SPIFFE ID, two
+    // URI SANs, no SAN).
+    std::map<std::string, CertFactory::LeafOptions> extra_certificates;
+    // JSON for more callers[] entries of the initial config, each ending
+    // with a comma.
+    std::string extra_callers;
+    // More tenants of the initial config, as (name, extra JSON fields each
+    // ending with a comma, e.g. R"("allowedScopes": ["read_only"],)"),
+    // rendered by TenantJson.
+    std::vector<std::pair<std::string, std::string>> extra_tenants;
   };
 
   BrokerHarness();

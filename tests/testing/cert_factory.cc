@@ -143,6 +143,7 @@ absl::Status SetValidity(X509* cert, absl::Time not_before,
 }
 
 absl::Status SetSubjectCommonName(X509* cert, const std::string& cn) {
+  if (cn.empty()) return absl::OkStatus();  // no CN
   X509_NAME* name = X509_get_subject_name(cert);
   if (X509_NAME_add_entry_by_NID(
           name, NID_commonName, MBSTRING_UTF8,
@@ -196,7 +197,26 @@ absl::StatusOr<std::string> SubjectAltNames(
   if (absl::Status s = add("DNS", options.dns_sans); !s.ok()) return s;
   if (absl::Status s = add("URI", options.uri_sans); !s.ok()) return s;
   if (absl::Status s = add("IP", options.ip_sans); !s.ok()) return s;
+  if (absl::Status s = add("email", options.email_sans); !s.ok()) return s;
   return absl::StrJoin(entries, ",");
+}
+
+// A subjectAltName extension whose value is not DER (a truncated SEQUENCE).
+absl::Status AddCorruptSanExtension(X509* cert) {
+  using OctetPtr =
+      std::unique_ptr<ASN1_OCTET_STRING, OpenSslFree<&ASN1_OCTET_STRING_free>>;
+  static constexpr unsigned char kGarbage[] = {0x30, 0x7f, 0x86, 0x05, 'x'};
+  OctetPtr value(ASN1_OCTET_STRING_new());
+  if (value == nullptr ||
+      ASN1_OCTET_STRING_set(value.get(), kGarbage, sizeof(kGarbage)) != 1) {
+    return OpenSslError("building a corrupt subjectAltName");
+  }
+  ExtPtr ext(X509_EXTENSION_create_by_NID(nullptr, NID_subject_alt_name, 0,
+                                          value.get()));
+  if (ext == nullptr || X509_add_ext(cert, ext.get(), -1) != 1) {
+    return OpenSslError("adding a corrupt subjectAltName");
+  }
+  return absl::OkStatus();
 }
 
 // A certificate with everything but extensions and signature.
@@ -331,11 +351,16 @@ absl::StatusOr<CertPaths> CertFactory::Issue(absl::string_view name,
     return s;
   }
   if (!sans->empty()) {
-    if (absl::Status s =
-            AddExtension(x, ca_cert_.get(), NID_subject_alt_name, *sans);
-        !s.ok()) {
-      return s;
+    for (int i = 0; i < (options.duplicate_san_extension ? 2 : 1); ++i) {
+      if (absl::Status s =
+              AddExtension(x, ca_cert_.get(), NID_subject_alt_name, *sans);
+          !s.ok()) {
+        return s;
+      }
     }
+  }
+  if (options.corrupt_san_extension) {
+    if (absl::Status s = AddCorruptSanExtension(x); !s.ok()) return s;
   }
   if (absl::Status s = Sign(x, ca_key_.get()); !s.ok()) return s;
   if (absl::Status s =

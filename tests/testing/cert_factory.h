@@ -50,6 +50,7 @@ class CertFactory {
   };
 
   struct LeafOptions {
+    // Empty: the subject has no CN.
     std::string common_name;
     std::vector<std::string> dns_sans;
     std::vector<std::string> uri_sans;
@@ -59,6 +60,12 @@ class CertFactory {
     // expired certificate; positive gives a not-yet-valid one.
     absl::Duration not_before_offset = absl::ZeroDuration();
     KeyType key_type = KeyType::kEcP256;
+    std::vector<std::string> email_sans;
+    // Malformed certificates, for tests of the identity parser: the SANs in
+    // two subjectAltName extensions instead of one; one more
+    // subjectAltName extension whose value is not DER.
+    bool duplicate_san_extension = false;
+    bool corrupt_san_extension = false;
   };
 
   // Makes a CA (basicConstraints CA:TRUE, keyUsage keyCertSign) valid from an

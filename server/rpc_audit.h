@@ -1,0 +1,97 @@
+// How every RPC of the broker ends, written once: one audit line
+// ("msg":"audit"), the RPC metric (treezor_broker_rpcs_total and, for
+// GetToken, its latency) and the gRPC status — the one absl::Status ->
+// grpc::Status conversion of the services. The time comes from the injected
+// clock, never from absl::Now().
+//
+//   RpcAudit audit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_);
+//   audit.SetCaller(peer);          // the certificate's names
+//   audit.SetIdentity(matched);     // the config identity that matched
+//   audit.SetTenant(request->tenant());
+//   ...
+//   reactor->Finish(audit.Finish(status));
+//
+// An audit line names who asked (caller: the certificate's names, typed as
+// "uri:", "dns:", "cn:"; identity and identity_kind: the config identity
+// that matched and through which kind of name), for what (tenant, scopes),
+// the outcome, the latency and, when a token was handed out, its
+// fingerprint — never the token. Every field a request controls is bounded,
+// so a hostile request cannot write a huge line.
+//
+// Thread-safety: not thread-safe. An RPC's audit belongs to whoever finishes
+// the RPC: the handler, then the one cache callback, or a stream under its
+// own lock.
+#ifndef TREEZOR_BROKER_SERVER_RPC_AUDIT_H_
+#define TREEZOR_BROKER_SERVER_RPC_AUDIT_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "grpcpp/support/status.h"
+#include "server/logging.h"
+#include "server/metrics.h"
+#include "server/peer_identity.h"
+#include "server/token_cache.h"
+
+namespace treezor::broker {
+
+class RpcAudit {
+ public:
+  // Starts the RPC's clock. `clock` must outlive the audit; `metrics` may be
+  // null (no metric recorded).
+  RpcAudit(BrokerMetrics::Rpc rpc, Clock* clock, BrokerMetrics* metrics);
+
+  // The caller's certificate names (bounded: a prefix, and their count when
+  // cut).
+  void SetCaller(const PeerIdentity& peer);
+  // The config identity the caller matched, and how ("uri", "dns", "cn").
+  void SetIdentity(const MatchedIdentity& identity);
+  void SetTenant(absl::string_view tenant);
+  // Space-separated scopes, as requested or as resolved.
+  void SetScopes(absl::string_view scopes);
+  // The token handed out (its fingerprint is logged, never the token).
+  void SetToken(const CachedToken& token);
+  // One more field at the end of the line (e.g. "tokens_sent").
+  void AddField(LogField field);
+
+  // Writes an audit line for an event inside the RPC, without finishing it:
+  // "stream_started" when a WatchToken stream is accepted, "token_sent" (with
+  // the token's fingerprint and version) for each token a stream sends.
+  // Nothing once finished.
+  void Event(absl::string_view event, const CachedToken* token = nullptr);
+
+  // Writes the audit line and records the RPC metric with `outcome`, the
+  // first time only; returns `outcome` as the gRPC status to answer with.
+  grpc::Status Finish(const absl::Status& outcome);
+
+  bool finished() const { return finished_; }
+
+ private:
+  // rpc, caller, identity, tenant and scopes: the start of every line.
+  std::vector<LogField> RequestFields(size_t more) const;
+
+  BrokerMetrics::Rpc rpc_;
+  Clock* clock_;
+  BrokerMetrics* metrics_;
+  absl::Time started_;
+  bool finished_ = false;
+  std::string caller_;
+  size_t caller_names_ = 0;
+  bool caller_cut_ = false;
+  bool has_identity_ = false;
+  MatchedIdentity identity_{IdentityKind::kUri, ""};
+  bool has_tenant_ = false;
+  std::string tenant_;
+  bool has_scopes_ = false;
+  std::string scopes_;
+  std::string token_fingerprint_;
+  std::vector<LogField> extra_;
+};
+
+}  // namespace treezor::broker
+
+#endif  // TREEZOR_BROKER_SERVER_RPC_AUDIT_H_

@@ -1,0 +1,179 @@
+#include "server/peer_identity.h"
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/cert_factory.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace treezor::broker {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::CertFactory;
+using testing::StatusIs;
+
+constexpr absl::StatusCode kDenied = absl::StatusCode::kPermissionDenied;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class PeerIdentityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ca = CertFactory::Create(dir_.path(), "Identity CA");
+    ASSERT_OK(ca);
+    ca_.emplace(*std::move(ca));
+  }
+
+  // The PEM of a leaf issued with `options`.
+  std::string Pem(const CertFactory::LeafOptions& options) {
+    auto paths = ca_->Issue(absl::StrCat("leaf", ++n_), options);
+    EXPECT_OK(paths);
+    return paths.ok() ? ReadFile(paths->cert_file) : "";
+  }
+
+  testing::TempDir dir_;
+  std::optional<CertFactory> ca_;
+  int n_ = 0;
+};
+
+TEST_F(PeerIdentityTest, UriSansDnsSansAndTheCnAreKeptApart) {
+  CertFactory::LeafOptions options;
+  options.common_name = "spiffe://corp/payments";
+  options.uri_sans = {"spiffe://corp/attacker"};
+  options.dns_sans = {"a.internal", "b.internal"};
+  ASSERT_OK_AND_ASSIGN(PeerIdentity peer, PeerIdentityFromPem(Pem(options)));
+  EXPECT_THAT(peer.uri_sans, ElementsAre("spiffe://corp/attacker"));
+  EXPECT_THAT(peer.dns_sans, ElementsAre("a.internal", "b.internal"));
+  EXPECT_EQ(peer.common_name, "spiffe://corp/payments");
+  EXPECT_EQ(peer.other_sans, 0);
+  EXPECT_TRUE(peer.has_san());
+  EXPECT_EQ(peer.name_count(), 4u);
+}
+
+TEST_F(PeerIdentityTest, CertificateWithoutSansHasOnlyItsCn) {
+  ASSERT_OK_AND_ASSIGN(PeerIdentity peer,
+                       PeerIdentityFromPem(Pem({.common_name = "batch"})));
+  EXPECT_THAT(peer.uri_sans, IsEmpty());
+  EXPECT_THAT(peer.dns_sans, IsEmpty());
+  EXPECT_FALSE(peer.has_san());
+  EXPECT_EQ(peer.common_name, "batch");
+}
+
+TEST_F(PeerIdentityTest, IpAndEmailSansAreSansAlthoughNeverMatched) {
+  CertFactory::LeafOptions options;
+  options.common_name = "batch";
+  options.ip_sans = {"10.0.0.1"};
+  options.email_sans = {"ops@corp.example"};
+  ASSERT_OK_AND_ASSIGN(PeerIdentity peer, PeerIdentityFromPem(Pem(options)));
+  EXPECT_EQ(peer.other_sans, 2);
+  EXPECT_TRUE(peer.has_san());
+  EXPECT_THAT(peer.uri_sans, IsEmpty());
+  EXPECT_THAT(peer.dns_sans, IsEmpty());
+}
+
+TEST_F(PeerIdentityTest, CertificateWithoutCn) {
+  CertFactory::LeafOptions options;
+  options.uri_sans = {"spiffe://corp/payments"};
+  ASSERT_OK_AND_ASSIGN(PeerIdentity peer, PeerIdentityFromPem(Pem(options)));
+  EXPECT_EQ(peer.common_name, "");
+  EXPECT_THAT(peer.uri_sans, ElementsAre("spiffe://corp/payments"));
+}
+
+TEST_F(PeerIdentityTest, SeveralUriSansAreAllReported) {
+  // Refusing them is the policy's rule (policy_test); the parser reports.
+  CertFactory::LeafOptions options;
+  options.uri_sans = {"spiffe://corp/payments", "spiffe://corp/other"};
+  ASSERT_OK_AND_ASSIGN(PeerIdentity peer, PeerIdentityFromPem(Pem(options)));
+  EXPECT_EQ(peer.uri_sans.size(), 2u);
+}
+
+TEST_F(PeerIdentityTest, TwoSubjectAltNameExtensionsAreRefused) {
+  CertFactory::LeafOptions options;
+  options.common_name = "spiffe://corp/payments";
+  options.dns_sans = {"a.internal"};
+  options.duplicate_san_extension = true;
+  EXPECT_THAT(PeerIdentityFromPem(Pem(options)),
+              StatusIs(kDenied, HasSubstr("more than one subjectAltName")));
+}
+
+TEST_F(PeerIdentityTest, UndecodableSubjectAltNameIsRefusedNotIgnored) {
+  // Ignoring it would make the certificate "SAN-less", and its CN would then
+  // identify it.
+  CertFactory::LeafOptions options;
+  options.common_name = "cards.internal";
+  options.corrupt_san_extension = true;
+  EXPECT_THAT(PeerIdentityFromPem(Pem(options)),
+              StatusIs(kDenied, HasSubstr("cannot be decoded")));
+}
+
+TEST_F(PeerIdentityTest, TooManyNamesAreRefused) {
+  CertFactory::LeafOptions options;
+  for (int i = 0; i <= kMaxPeerSubjectAltNames; ++i) {
+    options.dns_sans.push_back(absl::StrCat("n", i, ".internal"));
+  }
+  EXPECT_THAT(PeerIdentityFromPem(Pem(options)),
+              StatusIs(kDenied, HasSubstr("more than 100 subject alternative "
+                                          "names (101)")));
+  options.dns_sans.pop_back();
+  EXPECT_OK(PeerIdentityFromPem(Pem(options)));
+}
+
+TEST_F(PeerIdentityTest, OnlyTheFirstCertificateOfAChainCounts) {
+  const std::string leaf = Pem({.common_name = "leaf"});
+  const std::string chain = leaf + ReadFile(ca_->ca_cert_file());
+  ASSERT_OK_AND_ASSIGN(PeerIdentity peer, PeerIdentityFromPem(chain));
+  EXPECT_EQ(peer.common_name, "leaf");
+}
+
+TEST_F(PeerIdentityTest, HostileInputIsRefusedWithAReason) {
+  EXPECT_THAT(PeerIdentityFromPem(""),
+              StatusIs(kDenied, "caller certificate: no certificate"));
+  EXPECT_THAT(PeerIdentityFromPem("not a certificate"),
+              StatusIs(kDenied, HasSubstr("not a PEM certificate")));
+  const std::string pem = Pem({.common_name = "x"});
+  EXPECT_THAT(PeerIdentityFromPem(pem.substr(0, pem.size() / 2)),
+              StatusIs(kDenied, HasSubstr("not a PEM certificate")));
+  std::string corrupted = pem;
+  corrupted[corrupted.size() / 2] ^= 0x01;  // one base64 character changed
+  EXPECT_THAT(PeerIdentityFromPem(corrupted), StatusIs(kDenied, ::testing::_));
+  EXPECT_THAT(PeerIdentityFromPem(std::string(kMaxPeerCertificatePemBytes + 1,
+                                              'A')),
+              StatusIs(kDenied, HasSubstr("larger than 65536 bytes")));
+  EXPECT_THAT(PeerIdentityFromPem(std::string("\0\0\0", 3)),
+              StatusIs(kDenied, ::testing::_));
+}
+
+TEST(IsUriIdentity, SchemeMakesAUri) {
+  EXPECT_TRUE(IsUriIdentity("spiffe://corp/payments"));
+  EXPECT_TRUE(IsUriIdentity("urn:corp:payments"));
+  EXPECT_TRUE(IsUriIdentity("https://payments.corp.example/"));
+  EXPECT_FALSE(IsUriIdentity("payments.corp.example"));
+  EXPECT_FALSE(IsUriIdentity("payments"));
+  EXPECT_FALSE(IsUriIdentity(""));
+  EXPECT_FALSE(IsUriIdentity(":payments"));
+  EXPECT_FALSE(IsUriIdentity("1http://x"));
+  EXPECT_FALSE(IsUriIdentity("spiffe:"));
+  EXPECT_FALSE(IsUriIdentity("a b:c"));
+}
+
+TEST(IdentityKindName, NamesEachKind) {
+  EXPECT_EQ(IdentityKindName(IdentityKind::kUri), "uri");
+  EXPECT_EQ(IdentityKindName(IdentityKind::kDns), "dns");
+  EXPECT_EQ(IdentityKindName(IdentityKind::kCn), "cn");
+}
+
+}  // namespace
+}  // namespace treezor::broker
