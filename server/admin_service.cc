@@ -34,6 +34,19 @@ void FinishAdmin(grpc::ServerUnaryReactor* reactor, BrokerMetrics* metrics,
   reactor->Finish(ToGrpcStatus(outcome));
 }
 
+// ReloadConfig's answer: the reload's outcome as the API states it.
+void ToProto(const ReloadResult& result, v1::ReloadConfigResponse* response) {
+  response->set_applied(result.applied);
+  response->set_error(result.error);
+  response->set_config_generation(result.generation);
+  for (const auto& f : result.restart_required) {
+    response->add_restart_required(f);
+  }
+  for (const auto& t : result.tenants_added) response->add_tenants_added(t);
+  for (const auto& t : result.tenants_removed) response->add_tenants_removed(t);
+  for (const auto& t : result.tenants_changed) response->add_tenants_changed(t);
+}
+
 }  // namespace
 
 AdminService::AdminService(TokenCache* cache,
@@ -158,7 +171,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadConfig(
   absl::Status status = Authorize(context, &ids);
   if (status.ok()) {
     // Inline: reading and validating the file takes milliseconds.
-    *response = hooks_.reload();
+    ToProto(hooks_.reload(), response);
   }
   FinishAdmin(reactor, metrics_, BrokerMetrics::Rpc::kReloadConfig,
               "ReloadConfig", ids, status, started);
