@@ -4,24 +4,17 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/config.h"
 #include "server/logging.h"
 #include "server/server_credentials.h"
+#include "server/server_options.h"
 
 namespace treezor::broker {
 namespace {
 
 constexpr char kTokenServiceName[] = "treezor.broker.v1.TokenService";
-
-// Applied to every server the broker starts.
-void CommonServerOptions(grpc::ServerBuilder& builder) {
-  // A port conflict must fail, not silently share traffic with another
-  // process (gRPC enables SO_REUSEPORT by default).
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-}
 
 std::vector<v1::Tenant> Tenants(const v1::BrokerConfig& config) {
   return {config.tenants().begin(), config.tenants().end()};
@@ -105,6 +98,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   self->metrics_ = std::make_unique<BrokerMetrics>(options.clock);
   self->health_ = std::make_unique<HealthService>(
       std::vector<std::string>{kTokenServiceName});
+  self->probe_health_ =
+      std::make_unique<HealthCheckOnlyService>(self->health_.get());
   self->readiness_ =
       std::make_unique<Readiness>(self->health_.get(), &self->progress_);
   self->cache_events_ = std::make_unique<CacheEvents>(
@@ -159,12 +154,11 @@ absl::Status BrokerServer::StartServers(const v1::BrokerConfig& config) {
   auto credentials = MakeServerCredentials(
       config.server_tls(), settings_.server_tls.refresh_interval);
   if (!credentials.ok()) return credentials.status();
-  // Reflection describes every service registered with protobuf-generated
-  // code, health included (see health_service.h).
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   {
+    // Reflection describes every service registered with protobuf-generated
+    // code, health included (see health_service.h).
     grpc::ServerBuilder builder;
-    CommonServerOptions(builder);
+    ApplyServerOptions(MtlsServerOptions(settings_.limits), builder);
     builder.AddListeningPort(config.listen_address(), *credentials, &port_);
     builder.RegisterService(token_service_.get());
     builder.RegisterService(admin_service_.get());
@@ -177,11 +171,13 @@ absl::Status BrokerServer::StartServers(const v1::BrokerConfig& config) {
     }
   }
   if (!config.health_listen_address().empty()) {
+    // What kubelet needs and nothing an anonymous peer can pile up: health
+    // Check only, no reflection, small limits (server_options.h).
     grpc::ServerBuilder builder;
-    CommonServerOptions(builder);
+    ApplyServerOptions(HealthServerOptions(settings_.limits), builder);
     builder.AddListeningPort(config.health_listen_address(),
                              grpc::InsecureServerCredentials(), &health_port_);
-    builder.RegisterService(health_.get());
+    builder.RegisterService(probe_health_.get());
     health_server_ = builder.BuildAndStart();
     if (health_server_ == nullptr || health_port_ == 0) {
       return absl::UnavailableError(absl::StrCat(

@@ -1,8 +1,9 @@
 // Wires one validated configuration into a running broker: the Treezor
 // client, the token cache, the policy, the gRPC services on the mTLS port
-// (TokenService, BrokerAdmin, health, reflection), health alone on an optional
-// plaintext port for kubelet probes, and Prometheus metrics on an optional
-// HTTP port; then stops it in a fixed order (Shutdown, and the README's
+// (TokenService, BrokerAdmin, health, reflection), health Check alone on an
+// optional plaintext port for kubelet probes, and Prometheus metrics on an
+// optional HTTP port, each gRPC port with the `limits` of the config
+// (server_options.h); then stops it in a fixed order (Shutdown, and the README's
 // "Shutdown" section). Keeping the config current is the ConfigReloader's
 // job (config_reloader.h), readiness the Readiness' (readiness.h); what tests
 // wait on is in progress() (broker_progress.h).
@@ -104,6 +105,8 @@ class BrokerServer {
   BrokerProgress progress_;
   std::unique_ptr<BrokerMetrics> metrics_;
   std::unique_ptr<HealthService> health_;
+  // The probe port's Check-only view of health_.
+  std::unique_ptr<HealthCheckOnlyService> probe_health_;
   std::unique_ptr<Readiness> readiness_;
   std::unique_ptr<CacheEvents> cache_events_;
   std::unique_ptr<TreezorOAuthClient> fetcher_;

@@ -55,6 +55,9 @@ std::vector<std::string> RestartRequired(const v1::BrokerConfig& before,
   if (Differs(before.shutdown_grace_period(), after.shutdown_grace_period())) {
     fields.push_back("shutdownGracePeriod");
   }
+  // Connection limits are gRPC server arguments, per-caller quotas are given
+  // to the services and the cache when they are made.
+  if (Differs(before.limits(), after.limits())) fields.push_back("limits");
   return fields;
 }
 

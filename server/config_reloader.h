@@ -67,7 +67,8 @@ struct ConfigDiff {
   std::set<std::string> tenants_changed;  // any field of the tenant
   bool policy_changed = false;
   // Top-level fields that only take effect at start-up (JSON names, in
-  // config order).
+  // config order): listen addresses, serverTls, upstream, renewal,
+  // shutdownGracePeriod, limits.
   std::vector<std::string> restart_required;
 
   bool empty() const {

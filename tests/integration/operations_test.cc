@@ -408,8 +408,9 @@ TEST_F(OperationsTest, ReadinessWaitsForDefaultTokensAndDropsWhenDraining) {
   ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kTimeout));
   EXPECT_EQ(Health(), HealthResponse::NOT_SERVING);
   EXPECT_EQ(Health("liveness"), HealthResponse::SERVING);
-  // A watch on the probe port sees the transitions as they happen.
-  auto stub = grpc::health::v1::Health::NewStub(harness_->HealthChannel());
+  // A watch sees the transitions as they happen (on the mTLS port: the
+  // probe port serves Check only).
+  auto stub = grpc::health::v1::Health::NewStub(harness_->Channel("payments"));
   grpc::ClientContext ctx;
   grpc::health::v1::HealthCheckRequest request;
   auto reader = stub->Watch(&ctx, request);

@@ -185,10 +185,11 @@ TEST_F(ConfigReloaderTest, DiffNamesRestartRequiredFieldsInConfigOrder) {
       R"("healthListenAddress": "127.0.0.1:0",
          "upstream": {"maxConcurrentRequests": 3},
          "renewal": {"idleTimeout": "60s"},
-         "shutdownGracePeriod": "1s",)"));
+         "shutdownGracePeriod": "1s",
+         "limits": {"maxConcurrentStreams": 10},)"));
   EXPECT_THAT(DiffConfigs(before, after).restart_required,
               ElementsAre("healthListenAddress", "upstream", "renewal",
-                          "shutdownGracePeriod"));
+                          "shutdownGracePeriod", "limits"));
 }
 
 TEST_F(ConfigReloaderTest, ValidChangeIsAppliedInOrderAndCountsAGeneration) {
