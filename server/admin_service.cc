@@ -20,6 +20,19 @@ v1::TokenEntry::State ToProto(EntrySnapshot::State state) {
   return v1::TokenEntry::STATE_UNSPECIFIED;
 }
 
+// ReloadConfig's answer: the reload's outcome as the API states it.
+void ToProto(const ReloadResult& result, v1::ReloadConfigResponse* response) {
+  response->set_applied(result.applied);
+  response->set_error(result.error);
+  response->set_config_generation(result.generation);
+  for (const auto& f : result.restart_required) {
+    response->add_restart_required(f);
+  }
+  for (const auto& t : result.tenants_added) response->add_tenants_added(t);
+  for (const auto& t : result.tenants_removed) response->add_tenants_removed(t);
+  for (const auto& t : result.tenants_changed) response->add_tenants_changed(t);
+}
+
 }  // namespace
 
 AdminService::AdminService(TokenCache* cache,
@@ -148,7 +161,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadConfig(
   absl::Status status = Authorize(context, &audit);
   if (status.ok()) {
     // Inline: reading and validating the file takes milliseconds.
-    *response = hooks_.reload();
+    ToProto(hooks_.reload(), response);
   }
   reactor->Finish(audit.Finish(status));
   return reactor;

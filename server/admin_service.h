@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/sync.h"
+#include "server/config_reloader.h"
 #include "server/metrics.h"
 #include "server/policy.h"
 #include "server/rpc_audit.h"
@@ -22,8 +23,8 @@ namespace treezor::broker {
 class AdminService final : public v1::BrokerAdmin::CallbackService {
  public:
   struct Hooks {
-    // Applies the config file again; fills the response.
-    std::function<v1::ReloadConfigResponse()> reload;
+    // Applies the config file again (ConfigReloader::Reload).
+    std::function<ReloadResult()> reload;
     std::function<int64_t()> generation;
   };
 

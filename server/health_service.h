@@ -11,6 +11,10 @@
 // during its drain. Unknown names answer NOT_FOUND, as the health protocol
 // specifies.
 //
+// The plaintext probe port serves HealthCheckOnlyService instead: Check (the
+// same answers), and Watch answers UNIMPLEMENTED there — a stream an
+// anonymous peer could hold open and pile up. Watch stays on the mTLS port.
+//
 // Thread-safety: all methods are thread-safe.
 #ifndef TREEZOR_BROKER_SERVER_HEALTH_SERVICE_H_
 #define TREEZOR_BROKER_SERVER_HEALTH_SERVICE_H_
@@ -58,6 +62,26 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   // Each open Watch and the service it watches.
   std::map<WatchReactor*, std::string> watchers_ ABSL_GUARDED_BY(mu_);
+};
+
+// grpc.health.v1 for the plaintext probe port (kubelet gRPC probes call
+// Check only): Check answered by `health`; Watch not implemented (gRPC's
+// generated default answers UNIMPLEMENTED).
+class HealthCheckOnlyService final
+    : public grpc::health::v1::Health::CallbackService {
+ public:
+  // `health` must outlive this service.
+  explicit HealthCheckOnlyService(HealthService* health) : health_(health) {}
+
+  grpc::ServerUnaryReactor* Check(
+      grpc::CallbackServerContext* context,
+      const grpc::health::v1::HealthCheckRequest* request,
+      grpc::health::v1::HealthCheckResponse* response) override {
+    return health_->Check(context, request, response);
+  }
+
+ private:
+  HealthService* const health_;
 };
 
 }  // namespace treezor::broker

@@ -139,7 +139,7 @@ class BrokerIntegrationTest : public ::testing::Test {
   // The start-up prefetch of every tenant's default scopes is done, so no
   // background fetch races the test's own.
   void WaitForWarmUp() {
-    ASSERT_TRUE(harness_->broker().WaitUntilReady(kRpcTimeout));
+    ASSERT_TRUE(harness_->broker().progress().WaitUntilReady(kRpcTimeout));
   }
 
   // The access token the double issued for its only request with `scope`.
@@ -465,7 +465,7 @@ TEST_F(BrokerIntegrationTest, HealthIsServedOnBothPortsAndDescribedByReflection)
   StartBroker();
   // Ready once both tenants' default tokens are in (operations_test covers
   // the NOT_SERVING phase).
-  ASSERT_TRUE(harness_->broker().WaitForFetches(2, kRpcTimeout));
+  ASSERT_TRUE(harness_->broker().progress().WaitForFetches(2, kRpcTimeout));
   for (auto channel : {harness_->Channel("payments"), harness_->HealthChannel()}) {
     auto stub = grpc::health::v1::Health::NewStub(channel);
     grpc::health::v1::HealthCheckRequest request;

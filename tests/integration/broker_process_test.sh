@@ -122,9 +122,13 @@ fi
 help=$("$broker_bin" --help 2>&1 || true)
 grep -q 'allow-core-dumps' <<<"$help" || fail "--help does not document --allow-core-dumps"
 
+# The plaintext probe port serves health Check only, without reflection: the
+# client takes the schema from grpc-proto's health.proto.
+probe=(--protocol grpc --http2-prior-knowledge
+       --schema "${TZB_GRPC_PROTO_DIR:-/usr/share/grpc-proto}/grpc/health/v1/health.proto")
 tls=(--protocol grpc --cacert "$c/internal-ca.crt" --cert "$c/demo-client.crt" --key "$c/demo-client.key")
 url=https://127.0.0.1:$port
-wait_for "the broker's health port" "${buf[@]}" curl --protocol grpc --http2-prior-knowledge \
+wait_for "the broker's health port" "${buf[@]}" curl "${probe[@]}" \
   "http://127.0.0.1:$health_port/grpc.health.v1.Health/Check"
 
 # README: list services (reflection).
@@ -152,7 +156,7 @@ pass "GetToken"
 # README: health check, over mTLS and on the plaintext probe port.
 health=$("${buf[@]}" curl "${tls[@]}" "$url/grpc.health.v1.Health/Check")
 grep -q '"status": "SERVING"' <<<"$health" || fail "health over mTLS: $health"
-health=$("${buf[@]}" curl --protocol grpc --http2-prior-knowledge \
+health=$("${buf[@]}" curl "${probe[@]}" \
   "http://127.0.0.1:$health_port/grpc.health.v1.Health/Check")
 grep -q '"status": "SERVING"' <<<"$health" || fail "plaintext health: $health"
 pass "health checks"

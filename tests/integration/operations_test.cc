@@ -114,7 +114,7 @@ class OperationsTest : public ::testing::Test {
   }
 
   bool WaitForGeneration(int64_t n) {
-    return harness_->broker().WaitForGeneration(n, kTimeout);
+    return harness_->broker().progress().WaitForGeneration(n, kTimeout);
   }
 
   void WriteConfig(const std::string& json) {
@@ -126,7 +126,7 @@ class OperationsTest : public ::testing::Test {
 
 TEST_F(OperationsTest, MetricsMoveAsTheScenarioDrivesThem) {
   StartBroker({.metrics_port = true});
-  ASSERT_TRUE(harness_->broker().WaitForFetches(2, kTimeout));  // warm-up
+  ASSERT_TRUE(harness_->broker().progress().WaitForFetches(2, kTimeout));  // warm-up
   const int port = harness_->broker().metrics_port();
   ASSERT_GT(port, 0);
   const std::string ok_rpcs =
@@ -156,10 +156,10 @@ TEST_F(OperationsTest, MetricsMoveAsTheScenarioDrivesThem) {
 
   // A failing renewal shows up per entry.
   harness_->treezor().SetPersistentFault(testing::FakeTreezor::Fault::Status(503));
-  const int64_t done = harness_->broker().fetches_done();
+  const int64_t done = harness_->broker().progress().fetches_done();
   harness_->clock().Advance(absl::Minutes(49));
   // acme's and globex's default tokens both fall due, and both fail.
-  ASSERT_TRUE(harness_->broker().WaitForFetches(done + 2, kTimeout));
+  ASSERT_TRUE(harness_->broker().progress().WaitForFetches(done + 2, kTimeout));
   const std::string failing = Scrape(port);
   const std::string failures =
       R"(treezor_broker_token_consecutive_failures{scopes="read_write",tenant="acme"})";
@@ -322,7 +322,7 @@ TEST_F(OperationsTest, ReloadSeesAKubernetesSymlinkSwap) {
 // never touches freed memory (the AddressSanitizer build proves it).
 TEST_F(OperationsTest, MetricsScrapedThroughoutShutdownNeverReadFreedState) {
   StartBroker({.metrics_port = true});
-  ASSERT_TRUE(harness_->broker().WaitUntilReady(kTimeout));
+  ASSERT_TRUE(harness_->broker().progress().WaitUntilReady(kTimeout));
   const int port = harness_->broker().metrics_port();
   ASSERT_GT(port, 0);
   Mutex mu;
@@ -356,15 +356,15 @@ TEST_F(OperationsTest, RotatedSecretRecoversARefusedTenantWithoutWaiting) {
   // hour before the next attempt...
   StartBroker({.extra_config = R"("renewal": {"refusedBackoff": "3600s"},)",
                .acme_secret = "revoked-secret"});
-  ASSERT_TRUE(harness_->broker().WaitForFetches(2, kTimeout));  // warm-up
+  ASSERT_TRUE(harness_->broker().progress().WaitForFetches(2, kTimeout));  // warm-up
   v1::GetTokenResponse response;
   grpc::Status refused = Get("payments", "acme", &response);
   ASSERT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(refused.error_message(), HasSubstr("invalid_client"));
   // ... unless a new secret appears: the watcher retries at once.
-  const int64_t done = harness_->broker().fetches_done();
+  const int64_t done = harness_->broker().progress().fetches_done();
   WriteFileOrDie(harness_->dir().File("acme.secret"), testing::kClientSecret);
-  ASSERT_TRUE(harness_->broker().WaitForFetches(done + 1, kTimeout));
+  ASSERT_TRUE(harness_->broker().progress().WaitForFetches(done + 1, kTimeout));
   grpc::Status ok = Get("payments", "acme", &response);
   EXPECT_TRUE(ok.ok()) << ok.error_message();
 }
@@ -408,8 +408,9 @@ TEST_F(OperationsTest, ReadinessWaitsForDefaultTokensAndDropsWhenDraining) {
   ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kTimeout));
   EXPECT_EQ(Health(), HealthResponse::NOT_SERVING);
   EXPECT_EQ(Health("liveness"), HealthResponse::SERVING);
-  // A watch on the probe port sees the transitions as they happen.
-  auto stub = grpc::health::v1::Health::NewStub(harness_->HealthChannel());
+  // A watch sees the transitions as they happen (on the mTLS port: the
+  // probe port serves Check only).
+  auto stub = grpc::health::v1::Health::NewStub(harness_->Channel("payments"));
   grpc::ClientContext ctx;
   grpc::health::v1::HealthCheckRequest request;
   auto reader = stub->Watch(&ctx, request);

@@ -144,7 +144,13 @@ absl::Status BrokerHarness::Start() {
   return absl::OkStatus();
 }
 
+void BrokerHarness::RotateClientCa(const std::string& ca) {
+  const CertFactory& factory = ca == "stranger" ? *stranger_ca_ : *internal_ca_;
+  WriteFileOrDie(client_ca_file(), ReadFileOrDie(factory.ca_cert_file()));
+}
+
 absl::Status BrokerHarness::WriteConfig() {
+  RotateClientCa("internal");
   WriteFileOrDie(dir_.File("acme.secret"),
                  absl::StrCat(options_.acme_secret, "\n"));
   // The double knows one client; globex reads the same secret from its
@@ -199,7 +205,7 @@ std::string BrokerHarness::RenderConfig(const std::string& extra_config,
 })json",
       options_.health_port ? R"("healthListenAddress": "127.0.0.1:0",)" : "",
       options_.metrics_port ? R"("metricsListenAddress": "127.0.0.1:0",)" : "",
-      broker.cert_file, broker.key_file, internal_ca_->ca_cert_file(),
+      broker.cert_file, broker.key_file, client_ca_file(),
       absl::ToInt64Seconds(options_.shutdown_grace_period), extra_config, treezor_->base_url(), dir_.File("acme.secret"), acme_extra,
       upstream_tls, extra_tenants, treezor_->base_url(),
       dir_.File("globex.secret"), upstream_tls, extra_callers);
@@ -226,6 +232,11 @@ CertPaths BrokerHarness::CallerFiles(const std::string& caller) const {
 
 std::shared_ptr<grpc::Channel> BrokerHarness::Channel(
     const std::string& caller) const {
+  return Channel(caller, grpc::ChannelArguments());
+}
+
+std::shared_ptr<grpc::Channel> BrokerHarness::Channel(
+    const std::string& caller, grpc::ChannelArguments args) const {
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ReadFileOrDie(internal_ca_->ca_cert_file());
   if (caller != "none") {
@@ -233,15 +244,18 @@ std::shared_ptr<grpc::Channel> BrokerHarness::Channel(
     ssl.pem_cert_chain = ReadFileOrDie(files.cert_file);
     ssl.pem_private_key = ReadFileOrDie(files.key_file);
   }
-  grpc::ChannelArguments args;
   // A fresh connection per channel, so each test's handshake is its own.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(target(), grpc::SslCredentials(ssl), args);
 }
 
 std::shared_ptr<grpc::Channel> BrokerHarness::HealthChannel() const {
-  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", broker_->health_port()),
-                             grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  // A fresh connection per channel, as Channel() makes.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", broker_->health_port()),
+      grpc::InsecureChannelCredentials(), args);
 }
 
 }  // namespace treezor::broker::testing

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "common/sync.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "server/broker_server.h"
 #include "tests/testing/cert_factory.h"
 #include "tests/testing/fake_clock.h"
@@ -101,6 +102,9 @@ class BrokerHarness {
   // "cards", "intruder" (valid CA, not in the policy), "stranger" (another
   // CA). "none" presents no certificate.
   std::shared_ptr<grpc::Channel> Channel(const std::string& caller) const;
+  // The same with extra channel arguments (e.g. keepalive).
+  std::shared_ptr<grpc::Channel> Channel(const std::string& caller,
+                                         grpc::ChannelArguments args) const;
   std::shared_ptr<grpc::Channel> HealthChannel() const;
   std::string target() const;
 
@@ -116,6 +120,12 @@ class BrokerHarness {
   const std::string& internal_ca_file() const {
     return internal_ca_->ca_cert_file();
   }
+  // The broker's serverTls.clientCaFile: a copy of the internal CA's
+  // certificate, so that it can be rotated alone.
+  std::string client_ca_file() const { return dir_.File("client-ca.crt"); }
+  // Rotates the client CA: clientCaFile now holds the certificate of `ca`,
+  // "internal" or "stranger" (atomically replaced, as cert-manager does).
+  void RotateClientCa(const std::string& ca);
 
   BrokerServer& broker() { return *broker_; }
   FakeTreezor& treezor() { return *treezor_; }
