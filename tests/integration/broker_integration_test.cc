@@ -741,14 +741,14 @@ class RevocationTest : public BrokerIntegrationTest {
   // The config file now `json`; returns once the broker applied it.
   void Reload(const std::string& json) {
     testing::WriteFileOrDie(harness_->config_path(), json);
-    ASSERT_TRUE(harness_->broker().WaitForGeneration(2, kRpcTimeout)) << json;
+    ASSERT_TRUE(harness_->broker().progress().WaitForGeneration(2, kRpcTimeout)) << json;
   }
 
   // Lets the tokens fall due and `renewals` renewals happen.
   void Renew(int renewals) {
-    const int64_t done = harness_->broker().fetches_done();
+    const int64_t done = harness_->broker().progress().fetches_done();
     harness_->clock().Advance(absl::Minutes(49));
-    ASSERT_TRUE(harness_->broker().WaitForFetches(done + renewals, kRpcTimeout));
+    ASSERT_TRUE(harness_->broker().progress().WaitForFetches(done + renewals, kRpcTimeout));
   }
 
   // `w` ended with PERMISSION_DENIED and got nothing after its first token.
