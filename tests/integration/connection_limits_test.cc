@@ -394,6 +394,9 @@ TEST_F(ConnectionLimitsTest, ProbePortClosesIdleConnections) {
 
 // Keepalive enforcement: a client pinging without calls is told to go away
 // (GOAWAY "too_many_pings") after its strikes, so its connection ends.
+// gRPC's defaults already behave so; the test guards that the broker's
+// arguments (no pings without calls, 2 strikes) keep it. That the configured
+// values reach the builder is server_options_test's job.
 TEST_F(ConnectionLimitsTest, ClientsPingingWithoutCallsAreSentAway) {
   StartBroker(R"("minPingInterval": "10s")");
   grpc::ChannelArguments args;
@@ -406,32 +409,6 @@ TEST_F(ConnectionLimitsTest, ClientsPingingWithoutCallsAreSentAway) {
   ASSERT_TRUE(GetToken(*pinger).ok());
   ASSERT_TRUE(pinger->WaitForStateChange(GRPC_CHANNEL_READY, In(kSlack)))
       << "a client pinging every 100 ms without calls kept its connection";
-}
-
-// The configured ping interval reaches gRPC: a client pinging every 250 ms
-// while it has a call open is within a 100 ms minPingInterval and keeps its
-// connection (gRPC's own default, 5 minutes, would send it away after its
-// strikes, within about a second).
-TEST_F(ConnectionLimitsTest, PingsWithinMinPingIntervalDuringCallsAreAllowed) {
-  StartBroker(R"("minPingInterval": "0.1s")");
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 250);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  args.SetInt(GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS, 250);
-  auto pinger = harness_->Channel("payments", args);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(In(kRpcTimeout + kSlack));
-  v1::WatchTokenRequest request;
-  request.set_tenant("acme");
-  auto reader = v1::TokenService::NewStub(pinger)->WatchToken(&ctx, request);
-  v1::GetTokenResponse token;
-  ASSERT_TRUE(reader->Read(&token));
-  // About eight pings, none of them a strike.
-  EXPECT_FALSE(pinger->WaitForStateChange(GRPC_CHANNEL_READY, In(absl::Seconds(2))))
-      << "a client pinging within minPingInterval was sent away";
-  ctx.TryCancel();
-  reader->Finish();
 }
 
 // The memory quota reaches gRPC. gRPC 1.51 does not refuse connections at
