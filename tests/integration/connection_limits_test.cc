@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,9 +132,11 @@ class HeldStream final
 
 class ConnectionLimitsTest : public ::testing::Test {
  protected:
-  void StartBroker(const std::string& limits_json) {
+  void StartBroker(const std::string& limits_json,
+                   std::function<void(v1::BrokerConfig&)> edit = nullptr) {
     BrokerHarness::Options options;
     options.extra_config = absl::StrCat(R"("limits": {)", limits_json, "},");
+    options.edit_validated_config = std::move(edit);
     harness_ = std::make_unique<BrokerHarness>(std::move(options));
     ASSERT_OK(harness_->Start());
     ASSERT_TRUE(harness_->broker().progress().WaitUntilReady(kRpcTimeout));
@@ -417,9 +420,12 @@ TEST_F(ConnectionLimitsTest, ClientsPingingWithoutCallsAreSentAway) {
 // GOAWAY ("send goaway to free memory") and streams are cancelled ("Buffers
 // full", RESOURCE_EXHAUSTED). Under a 1 KiB quota a watch stream — which the
 // default quota keeps open (StreamsBeyondThePerConnectionCapWait) — is
-// therefore ended by the broker long before its deadline.
+// therefore ended by the broker long before its deadline. (Validation
+// refuses quotas that small; the test sets it past validation.)
 TEST_F(ConnectionLimitsTest, ExhaustedMemoryQuotaMakesGrpcShedStreams) {
-  StartBroker(R"("memoryBytes": "1024")");
+  StartBroker("", [](v1::BrokerConfig& config) {
+    config.mutable_limits()->set_memory_bytes(1024);
+  });
   auto channel = harness_->Channel("payments");
   const absl::Time start = absl::Now();
   grpc::ClientContext ctx;

@@ -77,6 +77,10 @@ class BrokerHarness {
     absl::Duration shutdown_grace_period = absl::Seconds(5);
     // How often the broker checks its config and credential files.
     absl::Duration file_poll_interval = absl::Milliseconds(50);
+    // Applied to the validated config before the broker starts: values
+    // validation refuses, to prove a mechanism (e.g. a 1 KiB memory quota).
+    // Reloads read the file, without it.
+    std::function<void(v1::BrokerConfig&)> edit_validated_config;
   };
 
   BrokerHarness();
