@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,9 +132,11 @@ class HeldStream final
 
 class ConnectionLimitsTest : public ::testing::Test {
  protected:
-  void StartBroker(const std::string& limits_json) {
+  void StartBroker(const std::string& limits_json,
+                   std::function<void(v1::BrokerConfig&)> edit = nullptr) {
     BrokerHarness::Options options;
     options.extra_config = absl::StrCat(R"("limits": {)", limits_json, "},");
+    options.edit_validated_config = std::move(edit);
     harness_ = std::make_unique<BrokerHarness>(std::move(options));
     ASSERT_OK(harness_->Start());
     ASSERT_TRUE(harness_->broker().progress().WaitUntilReady(kRpcTimeout));
@@ -394,6 +397,9 @@ TEST_F(ConnectionLimitsTest, ProbePortClosesIdleConnections) {
 
 // Keepalive enforcement: a client pinging without calls is told to go away
 // (GOAWAY "too_many_pings") after its strikes, so its connection ends.
+// gRPC's defaults already behave so; the test guards that the broker's
+// arguments (no pings without calls, 2 strikes) keep it. That the configured
+// values reach the builder is server_options_test's job.
 TEST_F(ConnectionLimitsTest, ClientsPingingWithoutCallsAreSentAway) {
   StartBroker(R"("minPingInterval": "10s")");
   grpc::ChannelArguments args;
@@ -408,41 +414,18 @@ TEST_F(ConnectionLimitsTest, ClientsPingingWithoutCallsAreSentAway) {
       << "a client pinging every 100 ms without calls kept its connection";
 }
 
-// The configured ping interval reaches gRPC: a client pinging every 250 ms
-// while it has a call open is within a 100 ms minPingInterval and keeps its
-// connection (gRPC's own default, 5 minutes, would send it away after its
-// strikes, within about a second).
-TEST_F(ConnectionLimitsTest, PingsWithinMinPingIntervalDuringCallsAreAllowed) {
-  StartBroker(R"("minPingInterval": "0.1s")");
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 250);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  args.SetInt(GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS, 250);
-  auto pinger = harness_->Channel("payments", args);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(In(kRpcTimeout + kSlack));
-  v1::WatchTokenRequest request;
-  request.set_tenant("acme");
-  auto reader = v1::TokenService::NewStub(pinger)->WatchToken(&ctx, request);
-  v1::GetTokenResponse token;
-  ASSERT_TRUE(reader->Read(&token));
-  // About eight pings, none of them a strike.
-  EXPECT_FALSE(pinger->WaitForStateChange(GRPC_CHANNEL_READY, In(absl::Seconds(2))))
-      << "a client pinging within minPingInterval was sent away";
-  ctx.TryCancel();
-  reader->Finish();
-}
-
 // The memory quota reaches gRPC. gRPC 1.51 does not refuse connections at
 // accept under memory pressure (later releases do); what it does when the
 // quota is exhausted is reclaim: connections without a stream are sent
 // GOAWAY ("send goaway to free memory") and streams are cancelled ("Buffers
 // full", RESOURCE_EXHAUSTED). Under a 1 KiB quota a watch stream — which the
 // default quota keeps open (StreamsBeyondThePerConnectionCapWait) — is
-// therefore ended by the broker long before its deadline.
+// therefore ended by the broker long before its deadline. (Validation
+// refuses quotas that small; the test sets it past validation.)
 TEST_F(ConnectionLimitsTest, ExhaustedMemoryQuotaMakesGrpcShedStreams) {
-  StartBroker(R"("memoryBytes": "1024")");
+  StartBroker("", [](v1::BrokerConfig& config) {
+    config.mutable_limits()->set_memory_bytes(1024);
+  });
   auto channel = harness_->Channel("payments");
   const absl::Time start = absl::Now();
   grpc::ClientContext ctx;

@@ -124,6 +124,7 @@ absl::Status BrokerHarness::Start() {
   if (absl::Status s = WriteConfig(); !s.ok()) return s;
   absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(config_path_);
   if (!config.ok()) return config.status();
+  if (options_.edit_validated_config) options_.edit_validated_config(*config);
   BrokerServer::Options broker_options;
   if (options_.fake_clock) broker_options.clock = &clock_;
   broker_options.config_path = config_path_;

@@ -76,6 +76,10 @@ class BrokerHarness {
     // ending with a comma, e.g. R"("allowedScopes": ["read_only"],)"),
     // rendered by TenantJson.
     std::vector<std::pair<std::string, std::string>> extra_tenants;
+    // Applied to the validated config before the broker starts: values
+    // validation refuses, to prove a mechanism (e.g. a 1 KiB memory quota).
+    // Reloads read the file, without it.
+    std::function<void(v1::BrokerConfig&)> edit_validated_config;
   };
 
   BrokerHarness();
