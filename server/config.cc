@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/config_field_checks.h"
 #include "server/config_problems.h"
+#include "server/logging.h"
 #include "server/secret_reader.h"
 
 namespace treezor::broker {
@@ -28,6 +29,14 @@ absl::StatusOr<v1::BrokerConfig> LoadConfigFile(
   if (warnings != nullptr) *warnings = problems.warnings();
   if (!problems.empty()) return problems.ToStatus(path);
   return config;
+}
+
+void LogConfigWarnings(const std::string& path,
+                       const std::vector<ConfigWarning>& warnings) {
+  for (const ConfigWarning& w : warnings) {
+    LogWarning("config warning",
+               {{"config", path}, {"field", w.field}, {"warning", w.message}});
+  }
 }
 
 }  // namespace treezor::broker

@@ -46,6 +46,12 @@ namespace treezor::broker {
 absl::StatusOr<v1::BrokerConfig> LoadConfigFile(
     const std::string& path, std::vector<ConfigWarning>* warnings = nullptr);
 
+// One "config warning" log line per warning (field, warning, config path):
+// at start-up and at every reload, so that an operator sees them where the
+// broker runs, not only in --check-config. Warnings never name a secret.
+void LogConfigWarnings(const std::string& path,
+                       const std::vector<ConfigWarning>& warnings);
+
 }  // namespace treezor::broker
 
 #endif  // TREEZOR_BROKER_SERVER_CONFIG_H_

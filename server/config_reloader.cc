@@ -189,10 +189,11 @@ ReloadResult ConfigReloader::Reload() {
   if (options_.config_path.empty()) {
     return RejectLocked("the broker was started without a config file path");
   }
-  absl::StatusOr<v1::BrokerConfig> next = LoadConfigFile(options_.config_path);
+  std::vector<ConfigWarning> warnings;
+  absl::StatusOr<v1::BrokerConfig> next =
+      LoadConfigFile(options_.config_path, &warnings);
   if (!next.ok()) return RejectLocked(std::string(next.status().message()));
-  // TODO(config warnings): log the warnings validation reports, once
-  // LoadConfigFile exposes them.
+  LogConfigWarnings(options_.config_path, warnings);
   if (MessageDifferencer::Equals(*next, config_)) {
     ReloadResult result;
     result.applied = true;

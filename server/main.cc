@@ -91,12 +91,14 @@ int Run(const std::string& path, bool core_dumps_allowed) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path);
+  std::vector<ConfigWarning> warnings;
+  absl::StatusOr<v1::BrokerConfig> config = LoadConfigFile(path, &warnings);
   if (!config.ok()) {
     LogError("invalid configuration; not starting",
              {{"config", path}, {"error", config.status().message()}});
     return 1;
   }
+  LogConfigWarnings(path, warnings);
   BrokerServer::Options options;
   options.config_path = path;
   auto broker = BrokerServer::Start(*config, options);

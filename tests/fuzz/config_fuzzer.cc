@@ -219,7 +219,8 @@ void CheckNoSecret(absl::string_view message, absl::string_view source) {
 }
 
 void CheckEffectiveSettings(const v1::BrokerConfig& config) {
-  const RenewalSettings r = RenewalSettingsFromConfig(config);
+  const BrokerSettings settings = ResolveSettings(config);
+  const RenewalSettings& r = settings.renewal;
   const std::string shown = config.renewal().ShortDebugString();
   TZB_FUZZ_CHECK(r.renew_remaining_fraction > 0 && r.renew_remaining_fraction < 1,
                  shown);
@@ -235,17 +236,40 @@ void CheckEffectiveSettings(const v1::BrokerConfig& config) {
   }
   TZB_FUZZ_CHECK(r.max_backoff >= r.initial_backoff, shown);
 
-  const UpstreamSettings u = UpstreamSettingsFromConfig(config);
+  TZB_FUZZ_CHECK(r.min_token_lifetime > absl::ZeroDuration() &&
+                     r.rejected_token_min_interval > absl::ZeroDuration(),
+                 shown);
+  const UpstreamSettings& u = settings.upstream;
   TZB_FUZZ_CHECK(u.max_concurrent_requests >= 1 &&
                      u.max_concurrent_requests <= 1024,
                  config.upstream().ShortDebugString());
   TZB_FUZZ_CHECK(u.connect_timeout > absl::ZeroDuration() &&
                      u.request_timeout > absl::ZeroDuration(),
                  config.upstream().ShortDebugString());
-  TZB_FUZZ_CHECK(ShutdownGracePeriod(config) >= absl::ZeroDuration(),
+  TZB_FUZZ_CHECK(u.connect_timeout <= u.request_timeout &&
+                     u.request_timeout <= absl::Seconds(120),
+                 config.upstream().ShortDebugString());
+  TZB_FUZZ_CHECK(settings.shutdown_grace_period >= absl::ZeroDuration(),
                  config.shutdown_grace_period().ShortDebugString());
-  TZB_FUZZ_CHECK(ServerTlsRefreshInterval(config) > absl::ZeroDuration(),
+  TZB_FUZZ_CHECK(settings.server_tls.refresh_interval > absl::ZeroDuration(),
                  config.server_tls().ShortDebugString());
+  // Every limit of a valid config is on: no guard switched off by a 0.
+  const LimitsSettings& l = settings.limits;
+  const std::string limits = config.limits().ShortDebugString();
+  for (absl::Duration d : {l.handshake_timeout, l.max_connection_age,
+                           l.max_connection_idle, l.min_ping_interval,
+                           l.health_max_connection_idle}) {
+    TZB_FUZZ_CHECK(d > absl::ZeroDuration(), limits);
+  }
+  TZB_FUZZ_CHECK(l.max_connection_age_grace >= absl::ZeroDuration(), limits);
+  for (int64_t n : {l.memory_bytes, l.health_memory_bytes,
+                    int64_t{l.max_concurrent_streams},
+                    int64_t{l.health_max_concurrent_streams},
+                    int64_t{l.max_watch_streams_per_caller},
+                    int64_t{l.max_scope_sets_per_tenant},
+                    int64_t{l.max_scope_sets_per_caller}}) {
+    TZB_FUZZ_CHECK(n > 0, limits);
+  }
 }
 
 void CreateSandbox() {

@@ -26,6 +26,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "server/jwt.h"
 #include "server/oauth_response.h"
+#include "server/secret_redactor.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/utf8.h"
 
@@ -111,8 +112,19 @@ void CheckTokenResponse(absl::string_view body) {
   }
 }
 
+// The secret the fuzzed request carried: no ordinary word in it, so that
+// nothing but an echo of it can contain a piece of it.
+constexpr absl::string_view kSecret = "Zq8vX3kP9wLm2R7t";
+
 void CheckOAuthError(absl::string_view body) {
-  const std::optional<OAuthError> error = ParseOAuthError(body);
+  // A request that carried a secret, so the redaction path runs too; the
+  // invariants below hold whatever it redacts.
+  static const SecretRedactor* const redactor = [] {
+    auto* r = new SecretRedactor;
+    r->Add(kSecret);
+    return r;
+  }();
+  const std::optional<OAuthError> error = ParseOAuthError(body, *redactor);
   if (!error.has_value()) return;
   TZB_FUZZ_CHECK(!error->code.empty(), "an OAuthError with an empty code");
   TZB_FUZZ_CHECK(error->code.size() <= kMaxOAuthCodeChars, Shown(error->code));
@@ -120,6 +132,13 @@ void CheckOAuthError(absl::string_view body) {
                  Shown(error->description));
   for (const std::string* field : {&error->code, &error->description}) {
     TZB_FUZZ_CHECK(!HasControlCharacter(*field), Shown(*field));
+    // No run of SecretRedactor::kMinRun characters of the secret survives.
+    for (size_t i = 0; i + SecretRedactor::kMinRun <= kSecret.size(); ++i) {
+      TZB_FUZZ_CHECK(
+          !absl::StrContains(*field,
+                             kSecret.substr(i, SecretRedactor::kMinRun)),
+          absl::StrCat("part of the secret in ", Shown(*field)));
+    }
     if (fuzz::IsValidUtf8(body)) {
       TZB_FUZZ_CHECK(fuzz::IsValidUtf8(*field),
                      absl::StrCat("a valid UTF-8 body gave ", Shown(*field)));

@@ -1,5 +1,7 @@
 #include "server/config_reloader.h"
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
+#include "tests/testing/log_capture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -212,6 +215,20 @@ TEST_F(ConfigReloaderTest, ValidChangeIsAppliedInOrderAndCountsAGeneration) {
               ElementsAre("UpdateTenants:acme,initech", "SetPolicy",
                           "RemoveTenant:globex", "RenewTenantNow:acme",
                           "Prefetch:acme,initech"));
+}
+
+TEST_F(ConfigReloaderTest, ReloadLogsTheConfigsWarnings) {
+  auto reloader = MakeReloader();
+  // Secret files readable by others are accepted, with a warning.
+  chmod(dir_.File("acme.secret").c_str(), 0644);
+  testing::LogCapture log;
+  WriteFile(path_, Json({Tenant("acme")},
+                        R"({"identity": "spiffe://corp/a", "tenants": ["acme"]})"));
+  const ReloadResult result = reloader->Reload();
+  ASSERT_TRUE(result.applied) << result.error;
+  EXPECT_TRUE(log.Contains("\"msg\":\"config warning\""));
+  EXPECT_TRUE(log.Contains("\"field\":\"tenants[0].clientSecretFile\""));
+  EXPECT_FALSE(log.Contains("secret-a"));  // a warning never holds a secret
 }
 
 TEST_F(ConfigReloaderTest, InvalidFileChangesNothing) {
