@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/proto_time.h"
 #include "server/peer_identity.h"
 #include "server/rpc_audit.h"
@@ -93,7 +92,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   RpcAudit audit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_);
   const absl::StatusOr<PeerIdentity> peer = CallerIdentity(context, &audit);
   audit.SetTenant(request->tenant());
-  audit.SetScopes(absl::StrJoin(request->scopes(), " "));
+  audit.SetScopes(request->scopes());
   if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
     reactor->Finish(audit.Finish(s));
     return reactor;
@@ -107,7 +106,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     return reactor;
   }
   CacheKey key{request->tenant(), *std::move(scopes)};
-  audit.SetScopes(key.scopes.ToOAuthString());
+  audit.SetScopes(key.scopes);
   TokenCache::GetOptions options;
   if (request->has_min_ttl()) {
     options.min_ttl = FromProtoDuration(request->min_ttl());
@@ -163,7 +162,7 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
       status = absl::UnavailableError("the broker is shutting down; reconnect");
     }
     grant.authorized = status.ok();
-    audit.SetScopes(scopes.ToOAuthString());
+    audit.SetScopes(scopes);
     reactor = new WatchTokenReactor(
         cache_, CacheKey{request->tenant(), std::move(scopes)},
         std::move(grant), std::move(audit),

@@ -26,6 +26,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::BrokerHarness;
+using testing::CertFactory;
 using testing::FakeTreezor;
 using testing::LogCapture;
 using Fault = FakeTreezor::Fault;
@@ -892,6 +893,64 @@ TEST_F(BrokerIntegrationTest, AdminRpcsNameTheTenantTheyActOn) {
   ASSERT_TRUE(admin->ListTokens(Context().get(), {}, &listed).ok());
   EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
       {R"("rpc":"ListTokens")", R"("tenant":"*")"}, kRpcTimeout));
+}
+
+// --- Log lines are bounded (issue 10, item 11).
+
+TEST_F(BrokerIntegrationTest, HostileRequestsWriteBoundedAuditLines) {
+  // A certificate that is not in callers[], with many long SANs.
+  CertFactory::LeafOptions noisy{.common_name = std::string(60, 'c')};
+  for (int i = 0; i < 90; ++i) {
+    noisy.dns_sans.push_back(absl::StrCat(std::string(60, 'x'), ".",
+                                          std::string(60, 'y'), ".n", i,
+                                          ".internal"));
+  }
+  BrokerHarness::Options options;
+  options.extra_certificates = {{"noisy", noisy}};
+  StartBroker(options);
+  WaitForWarmUp();
+  // Thousands of long scopes, from that stranger and from a real caller.
+  v1::GetTokenRequest get;
+  get.set_tenant(std::string(5000, 't'));
+  for (int i = 0; i < 3000; ++i) get.add_scopes(std::string(60, 's'));
+  EXPECT_EQ(Get("noisy", get).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Get("payments", get).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  get.set_tenant("globex");
+  get.mutable_scopes()->Clear();
+  for (int i = 0; i < 30; ++i) get.add_scopes(absl::StrCat(std::string(60, 's'), i));
+  EXPECT_EQ(Get("noisy", get).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Get("cards", get).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);  // globex allows read_only
+  {
+    auto stub = v1::TokenService::NewStub(harness_->Channel("noisy"));
+    grpc::ClientContext ctx;
+    v1::WatchTokenRequest watch;
+    watch.set_tenant("acme");
+    for (int i = 0; i < 3000; ++i) watch.add_scopes(std::string(60, 's'));
+    auto reader = stub->WatchToken(&ctx, watch);
+    v1::GetTokenResponse r;
+    EXPECT_FALSE(reader->Read(&r));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  v1::ListTokensResponse list;
+  EXPECT_EQ(v1::BrokerAdmin::NewStub(harness_->Channel("noisy"))
+                ->ListTokens(Context().get(), {}, &list)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")", R"("caller_names":"91")"}, kRpcTimeout));
+  int audited = 0;
+  for (const std::string& line : NoSecretsInLogs::log().lines()) {
+    const bool cut = absl::StrContains(line, R"("caller_names")") ||
+                     absl::StrContains(line, R"("scope_count")");
+    if (!absl::StrContains(line, R"("msg":"audit")") || !cut) continue;
+    ++audited;
+    EXPECT_LT(line.size(), 1024u) << line;
+  }
+  EXPECT_GE(audited, 6);
 }
 
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
