@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
       std::vector<std::string>{kTokenServiceName});
   broker->token_service_ = std::make_unique<TokenService>(
       broker->cache_.get(), shared_policy, options.clock,
-      broker->metrics_.get());
+      broker->metrics_.get(), settings.limits.max_watch_streams_per_caller);
   BrokerServer* self = broker.get();
   broker->admin_service_ = std::make_unique<AdminService>(
       broker->cache_.get(), shared_policy,

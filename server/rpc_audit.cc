@@ -46,6 +46,10 @@ std::string Bounded(absl::string_view s, size_t max, bool* cut = nullptr) {
 
 }  // namespace
 
+std::string BoundedIdentity(absl::string_view name) {
+  return Bounded(name, kMaxLoggedIdentity);
+}
+
 RpcAudit::RpcAudit(BrokerMetrics::Rpc rpc, Clock* clock,
                    BrokerMetrics* metrics)
     : rpc_(rpc), clock_(clock), metrics_(metrics), started_(clock->Now()) {}

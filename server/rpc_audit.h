@@ -100,6 +100,10 @@ class RpcAudit {
   std::vector<LogField> extra_;
 };
 
+// `name` (a caller identity) cut as audit lines cut it, for error messages
+// that echo it: at most ~100 bytes once JSON-escaped.
+std::string BoundedIdentity(absl::string_view name);
+
 }  // namespace treezor::broker
 
 #endif  // TREEZOR_BROKER_SERVER_RPC_AUDIT_H_

@@ -44,8 +44,13 @@ absl::StatusOr<ScopeSet> AuthorizeCaller(
 
 TokenService::TokenService(TokenCache* cache,
                            std::shared_ptr<const Policy> policy, Clock* clock,
-                           BrokerMetrics* metrics)
-    : cache_(cache), clock_(clock), metrics_(metrics), policy_(std::move(policy)) {}
+                           BrokerMetrics* metrics,
+                           int max_watch_streams_per_caller)
+    : cache_(cache),
+      clock_(clock),
+      metrics_(metrics),
+      max_watch_streams_per_caller_(max_watch_streams_per_caller),
+      policy_(std::move(policy)) {}
 
 TokenService::~TokenService() { EndWatches(); }
 
@@ -80,9 +85,26 @@ int TokenService::open_watches() const {
   return static_cast<int>(watches_.size());
 }
 
+bool TokenService::WaitForOpenWatchesOf(const std::string& identity, int n,
+                                        absl::Duration timeout) const {
+  MutexLock lock(&mu_);
+  return watches_changed_.WaitUntil(
+      &mu_, absl::Now() + timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        auto it = watches_per_caller_.find(identity);
+        return (it == watches_per_caller_.end() ? 0 : it->second) == n;
+      });
+}
+
 void TokenService::Unregister(WatchTokenReactor* reactor) {
   MutexLock lock(&mu_);
-  watches_.erase(reactor);
+  if (watches_.erase(reactor) == 0) return;
+  const std::string& owner = reactor->grant().slot_owner;
+  if (owner.empty()) return;
+  auto it = watches_per_caller_.find(owner);
+  if (it != watches_per_caller_.end() && --it->second <= 0) {
+    watches_per_caller_.erase(it);
+  }
+  watches_changed_.SignalAll();
 }
 
 grpc::ServerUnaryReactor* TokenService::GetToken(
@@ -147,8 +169,8 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     // (and re-authorizes this stream).
     MutexLock lock(&mu_);
     ScopeSet scopes;
+    std::vector<MatchedIdentity> matched;
     if (status.ok()) {
-      std::vector<MatchedIdentity> matched;
       absl::StatusOr<ScopeSet> authorized =
           AuthorizeCaller(*policy_, peer, request->tenant(), request->scopes(),
                           &audit, &matched);
@@ -160,6 +182,23 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     }
     if (status.ok() && watches_ended_) {
       status = absl::UnavailableError("the broker is shutting down; reconnect");
+    }
+    if (status.ok()) {
+      // The slot is taken here, under the lock, so concurrent starts of one
+      // caller cannot overshoot the cap; Unregister gives it back.
+      const std::string& owner = matched.front().name;
+      int& open = watches_per_caller_[owner];
+      if (open >= max_watch_streams_per_caller_) {
+        if (open == 0) watches_per_caller_.erase(owner);
+        status = absl::ResourceExhaustedError(absl::StrCat(
+            "limits.maxWatchStreamsPerCaller (", max_watch_streams_per_caller_,
+            ") reached for caller \"", BoundedIdentity(owner),
+            "\": close a WatchToken stream first"));
+      } else {
+        ++open;
+        grant.slot_owner = owner;
+        watches_changed_.SignalAll();
+      }
     }
     grant.authorized = status.ok();
     audit.SetScopes(scopes);

@@ -14,6 +14,7 @@
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
+#include "server/token_service.h"
 #include "tests/testing/broker_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "treezor/broker/v1/admin_service.grpc.pb.h"
@@ -962,6 +963,63 @@ TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   auto second = BrokerServer::Start(*config);
   EXPECT_THAT(second, testing::StatusIs(absl::StatusCode::kUnavailable,
                                         HasSubstr("listenAddress")));
+}
+
+// --- Open WatchToken streams per caller are capped (issue 11, item 2).
+
+using WatchStreamCapTest = RevocationTest;
+
+TEST_F(WatchStreamCapTest, StreamsPastTheCapAreRefusedUntilOneEnds) {
+  StartBroker({.extra_config = R"("limits": {"maxWatchStreamsPerCaller": 2},)"});
+  WaitForWarmUp();
+  constexpr char kPaymentsId[] = "spiffe://corp/payments";
+  TokenService& service = harness_->broker().token_service();
+  auto first = Watch("payments", "acme");
+  auto second = Watch("payments", "acme", {"legal"});
+  ASSERT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 2, kRpcTimeout));
+
+  // One more is refused, naming the limit and the caller.
+  {
+    auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+    auto ctx = Context();
+    v1::WatchTokenRequest request;
+    request.set_tenant("acme");
+    auto reader = stub->WatchToken(ctx.get(), request);
+    v1::GetTokenResponse r;
+    EXPECT_FALSE(reader->Read(&r));
+    const grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr(R"(limits.maxWatchStreamsPerCaller (2) reached for )"
+                          R"(caller "spiffe://corp/payments")"));
+  }
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"WatchToken")", R"("outcome":"RESOURCE_EXHAUSTED")",
+       "limits.maxWatchStreamsPerCaller (2)"},
+      kRpcTimeout));
+  // The refusal took no slot; another caller has its own.
+  EXPECT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 2, kRpcTimeout));
+  auto cards = Watch("cards", "globex");
+  EXPECT_TRUE(service.WaitForOpenWatchesOf("cards.internal", 1, kRpcTimeout));
+
+  // The open streams keep receiving: the renewal of acme's default scopes
+  // reaches `first`.
+  Renew(1);
+  v1::GetTokenResponse renewed;
+  ASSERT_TRUE(first->reader->Read(&renewed));
+  RememberToken(renewed.access_token());
+
+  // A stream that ends frees its slot.
+  second->ctx.TryCancel();
+  second->reader->Finish();
+  ASSERT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 1, kRpcTimeout));
+  auto third = Watch("payments", "acme");
+  EXPECT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 2, kRpcTimeout));
+  for (auto* w : {first.get(), third.get(), cards.get()}) {
+    w->ctx.TryCancel();
+    w->reader->Finish();
+  }
+  EXPECT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 0, kRpcTimeout));
 }
 
 }  // namespace
