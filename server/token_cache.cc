@@ -621,4 +621,11 @@ void TokenCache::Shutdown() {
   threads_.clear();
 }
 
+size_t TokenCache::waiters(const CacheKey& key) const {
+  std::shared_ptr<Entry> entry = Find(key);
+  if (entry == nullptr) return 0;
+  MutexLock lock(&entry->mu);
+  return entry->waiters.size();
+}
+
 }  // namespace treezor::broker

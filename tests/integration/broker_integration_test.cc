@@ -415,6 +415,64 @@ TEST_F(BrokerIntegrationTest, CallersDeadlineIsHonouredWhileTreezorHangs) {
   harness_->treezor().ReleaseRequests();
 }
 
+// Issue 11, item 3: a caller whose deadline passes while Treezor hangs is
+// removed from the entry's waiters at once, not when Treezor answers. The
+// audit line is written by the callback CancelWaiter runs, after it removed
+// the waiter: once the line is there, the waiter must be gone.
+TEST_F(BrokerIntegrationTest, ExpiredCallerLeavesNoWaiterBehind) {
+  StartBroker();
+  WaitForWarmUp();
+  harness_->treezor().HoldRequests();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(300));
+  v1::GetTokenRequest request;
+  request.set_tenant("acme");
+  // Cold, and a scope no other test uses: its audit line is this test's.
+  request.add_scopes("expired_caller");
+  v1::GetTokenResponse response;
+  grpc::Status status = stub->GetToken(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")", R"("outcome":"DEADLINE_EXCEEDED")",
+       R"("tenant":"acme")", "expired_caller"},
+      kRpcTimeout));
+  const CacheKey key{"acme", ScopeSet::FromList({"expired_caller"})};
+  EXPECT_EQ(harness_->broker().cache().waiters(key), 0u);
+  harness_->treezor().ReleaseRequests();
+}
+
+TEST_F(BrokerIntegrationTest, CancelledCallerLeavesNoWaiterBehind) {
+  StartBroker();
+  WaitForWarmUp();
+  harness_->treezor().HoldRequests();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  auto ctx = Context();
+  v1::GetTokenRequest request;
+  request.set_tenant("acme");
+  // Cold, and a scope no other test uses: its audit line is this test's.
+  request.add_scopes("cancelled_caller");
+  const CacheKey key{"acme", ScopeSet::FromList({"cancelled_caller"})};
+  grpc::Status status;
+  std::thread caller([&] {
+    v1::GetTokenResponse response;
+    status = stub->GetToken(ctx.get(), request, &response);
+  });
+  // The caller waits once its fetch is held at the double.
+  ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kRpcTimeout));
+  EXPECT_EQ(harness_->broker().cache().waiters(key), 1u);
+  ctx->TryCancel();
+  caller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")", R"("outcome":"CANCELLED")",
+       "the caller cancelled the call", "cancelled_caller"},
+      kRpcTimeout));
+  EXPECT_EQ(harness_->broker().cache().waiters(key), 0u);
+  harness_->treezor().ReleaseRequests();
+}
+
 TEST_F(BrokerIntegrationTest, MinTtlBeyondATokensLifetimeIsOutOfRange) {
   StartBroker();
   WaitForWarmUp();
