@@ -137,7 +137,7 @@ grpc::ServerUnaryReactor* AdminService::RefreshToken(
     reactor->Finish(audit.Finish(status));
     return reactor;
   }
-  audit.SetScopes(scopes.ToOAuthString());
+  audit.SetScopes(scopes);
   cache_->RefreshAsync(
       CacheKey{request->tenant(), std::move(scopes)},
       [reactor, response, audit = std::move(audit)](

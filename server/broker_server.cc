@@ -115,7 +115,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   auto shared_policy = std::make_shared<const Policy>(*std::move(policy));
   self->token_service_ = std::make_unique<TokenService>(
-      self->cache_.get(), shared_policy, options.clock, self->metrics_.get());
+      self->cache_.get(), shared_policy, options.clock, self->metrics_.get(),
+      settings.limits.max_watch_streams_per_caller);
   self->admin_service_ = std::make_unique<AdminService>(
       self->cache_.get(), shared_policy,
       AdminService::Hooks{[self] { return self->Reload(); },

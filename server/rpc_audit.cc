@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "absl/strings/str_join.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 
 namespace treezor::broker {
@@ -14,43 +14,59 @@ constexpr absl::string_view kRpcNames[] = {
 static_assert(std::size(kRpcNames) ==
               static_cast<size_t>(BrokerMetrics::Rpc::kCount));
 
-// Longer tenants are refused by validation anyway; the log line is cut here.
-constexpr size_t kMaxLoggedTenant = 128;
-// The certificate's names, joined, are cut here (their count is logged
-// then); a matched identity is a config string, cut alike for safety.
-constexpr size_t kMaxLoggedCaller = 256;
-constexpr size_t kMaxLoggedIdentity = 128;
+// Every field a request controls is cut so that its JSON-escaped form stays
+// within these many bytes: with the fixed fields, an audit line stays under
+// 1 KiB whatever the request or certificate (tests/integration check it).
+constexpr size_t kMaxLoggedCaller = 160;
+constexpr size_t kMaxLoggedIdentity = 96;
+constexpr size_t kMaxLoggedTenant = 96;
+constexpr size_t kMaxLoggedScopes = 160;
+constexpr size_t kMaxLoggedError = 200;
 
-// `s` cut to `max` bytes, "..." marking the cut.
-std::string Bounded(absl::string_view s, size_t max) {
-  if (s.size() <= max) return std::string(s);
-  return absl::StrCat(s.substr(0, max), "...");
+// Bytes `c` takes once JSON-escaped (internal::AppendJsonString).
+size_t EscapedSize(unsigned char c) {
+  if (c == '"' || c == '\\') return 2;
+  if (c < 0x20 || c == 0x7f) return 6;  // at most six bytes escaped
+  return 1;
+}
+
+// The longest prefix of `s` whose escaped form fits in `max` bytes, with
+// "..." marking a cut; `cut` (if given) says whether it was cut.
+std::string Bounded(absl::string_view s, size_t max, bool* cut = nullptr) {
+  size_t escaped = 0;
+  size_t n = 0;
+  for (; n < s.size(); ++n) {
+    escaped += EscapedSize(static_cast<unsigned char>(s[n]));
+    if (escaped > max) break;
+  }
+  if (cut != nullptr) *cut = n < s.size();
+  if (n == s.size()) return std::string(s);
+  return absl::StrCat(s.substr(0, n), "...");
 }
 
 }  // namespace
+
+std::string BoundedIdentity(absl::string_view name) {
+  return Bounded(name, kMaxLoggedIdentity);
+}
 
 RpcAudit::RpcAudit(BrokerMetrics::Rpc rpc, Clock* clock,
                    BrokerMetrics* metrics)
     : rpc_(rpc), clock_(clock), metrics_(metrics), started_(clock->Now()) {}
 
 void RpcAudit::SetCaller(const PeerIdentity& peer) {
-  caller_.clear();
-  caller_names_ = peer.name_count();
-  caller_cut_ = false;
-  auto add = [this](absl::string_view kind, absl::string_view name) {
-    if (caller_cut_) return;
-    const std::string entry =
-        absl::StrCat(caller_.empty() ? "" : ",", kind, ":", name);
-    if (caller_.size() + entry.size() > kMaxLoggedCaller) {
-      caller_cut_ = true;
-      caller_ = Bounded(absl::StrCat(caller_, entry), kMaxLoggedCaller);
-      return;
-    }
-    caller_ += entry;
+  // Joined while it may still fit, then cut once: a certificate with a
+  // hundred long SANs costs no more than one with two.
+  std::string joined;
+  auto add = [&joined](absl::string_view kind, absl::string_view name) {
+    if (joined.size() > kMaxLoggedCaller) return;
+    absl::StrAppend(&joined, joined.empty() ? "" : ",", kind, ":", name);
   };
   for (const std::string& uri : peer.uri_sans) add("uri", uri);
   for (const std::string& dns : peer.dns_sans) add("dns", dns);
   if (!peer.common_name.empty()) add("cn", peer.common_name);
+  caller_names_ = peer.name_count();
+  caller_ = Bounded(joined, kMaxLoggedCaller, &caller_cut_);
 }
 
 void RpcAudit::SetIdentity(const MatchedIdentity& identity) {
@@ -60,12 +76,34 @@ void RpcAudit::SetIdentity(const MatchedIdentity& identity) {
 
 void RpcAudit::SetTenant(absl::string_view tenant) {
   has_tenant_ = true;
-  tenant_ = std::string(tenant.substr(0, kMaxLoggedTenant));
+  tenant_ = Bounded(tenant, kMaxLoggedTenant);
 }
 
-void RpcAudit::SetScopes(absl::string_view scopes) {
+void RpcAudit::SetScopes(const ScopeSet& scopes) {
+  SetScopeList(scopes.scopes().size(),
+               [&scopes](size_t i) -> absl::string_view {
+                 return scopes.scopes()[i];
+               });
+}
+
+void RpcAudit::SetScopes(
+    const google::protobuf::RepeatedPtrField<std::string>& scopes) {
+  SetScopeList(static_cast<size_t>(scopes.size()),
+               [&scopes](size_t i) -> absl::string_view {
+                 return scopes[static_cast<int>(i)];
+               });
+}
+
+void RpcAudit::SetScopeList(
+    size_t count, absl::FunctionRef<absl::string_view(size_t)> scope) {
   has_scopes_ = true;
-  scopes_ = std::string(scopes);
+  std::string joined;
+  for (size_t i = 0; i < count && joined.size() <= kMaxLoggedScopes; ++i) {
+    absl::StrAppend(&joined, i == 0 ? "" : " ", scope(i));
+  }
+  bool cut = false;
+  scopes_ = Bounded(joined, kMaxLoggedScopes, &cut);
+  scope_count_ = cut ? count : 0;
 }
 
 void RpcAudit::SetToken(const CachedToken& token) {
@@ -87,6 +125,7 @@ std::vector<LogField> RpcAudit::RequestFields(size_t more) const {
   }
   if (has_tenant_) fields.emplace_back("tenant", tenant_);
   if (has_scopes_) fields.emplace_back("scopes", scopes_);
+  if (scope_count_ > 0) fields.emplace_back("scope_count", scope_count_);
   return fields;
 }
 
@@ -108,7 +147,10 @@ grpc::Status RpcAudit::Finish(const absl::Status& outcome) {
     std::vector<LogField> fields = RequestFields(4 + extra_.size());
     fields.emplace_back("outcome", absl::StatusCodeToString(outcome.code()));
     fields.emplace_back("latency_us", absl::ToInt64Microseconds(latency));
-    if (!outcome.ok()) fields.emplace_back("error", outcome.message());
+    if (!outcome.ok()) {
+      // Errors may echo the request (bounded there too); cut again here.
+      fields.emplace_back("error", Bounded(outcome.message(), kMaxLoggedError));
+    }
     if (!token_fingerprint_.empty()) {
       fields.emplace_back("token_fp", token_fingerprint_);
     }

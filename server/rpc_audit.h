@@ -28,13 +28,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "grpcpp/support/status.h"
 #include "server/logging.h"
 #include "server/metrics.h"
 #include "server/peer_identity.h"
+#include "server/scope_set.h"
 #include "server/token_cache.h"
 
 namespace treezor::broker {
@@ -51,8 +54,10 @@ class RpcAudit {
   // The config identity the caller matched, and how ("uri", "dns", "cn").
   void SetIdentity(const MatchedIdentity& identity);
   void SetTenant(absl::string_view tenant);
-  // Space-separated scopes, as requested or as resolved.
-  void SetScopes(absl::string_view scopes);
+  // The scopes, as requested (before any validation) or as resolved; logged
+  // space-separated, cut to a prefix with their count when long.
+  void SetScopes(const google::protobuf::RepeatedPtrField<std::string>& scopes);
+  void SetScopes(const ScopeSet& scopes);
   // The token handed out (its fingerprint is logged, never the token).
   void SetToken(const CachedToken& token);
   // One more field at the end of the line (e.g. "tokens_sent").
@@ -71,6 +76,8 @@ class RpcAudit {
   bool finished() const { return finished_; }
 
  private:
+  void SetScopeList(size_t count,
+                    absl::FunctionRef<absl::string_view(size_t)> scope);
   // rpc, caller, identity, tenant and scopes: the start of every line.
   std::vector<LogField> RequestFields(size_t more) const;
 
@@ -88,9 +95,14 @@ class RpcAudit {
   std::string tenant_;
   bool has_scopes_ = false;
   std::string scopes_;
+  size_t scope_count_ = 0;  // set when scopes_ is cut
   std::string token_fingerprint_;
   std::vector<LogField> extra_;
 };
+
+// `name` (a caller identity) cut as audit lines cut it, for error messages
+// that echo it: at most ~100 bytes once JSON-escaped.
+std::string BoundedIdentity(absl::string_view name);
 
 }  // namespace treezor::broker
 

@@ -420,4 +420,11 @@ void TokenCache::Shutdown() {
   scheduler_.Shutdown();
 }
 
+size_t TokenCache::waiters(const CacheKey& key) const {
+  std::shared_ptr<Entry> entry = Find(key);
+  if (entry == nullptr) return 0;
+  MutexLock lock(&entry->mu);
+  return entry->waiters.size();
+}
+
 }  // namespace treezor::broker

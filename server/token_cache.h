@@ -213,6 +213,10 @@ class TokenCache {
   // the threads (waiting for requests in flight); idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(entries_mu_);
 
+  // GetAsync callers of `key` still waiting (0 without an entry): lets tests
+  // see that a caller who went away left no waiter behind.
+  size_t waiters(const CacheKey& key) const ABSL_LOCKS_EXCLUDED(entries_mu_);
+
  private:
   using Entry = internal::CacheEntry;
   using EntryPtr = std::shared_ptr<Entry>;

@@ -1,11 +1,11 @@
 #include "server/token_service.h"
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/proto_time.h"
 #include "server/peer_identity.h"
 #include "server/rpc_audit.h"
@@ -41,12 +41,131 @@ absl::StatusOr<ScopeSet> AuthorizeCaller(
   return policy.Authorize(*matched, tenant, requested);
 }
 
+// One GetToken call. Waits for the cache without holding a thread; if the
+// caller cancels or its deadline passes first, OnCancel removes it from the
+// entry's waiters at once (TokenCache::CancelWaiter) instead of leaving it
+// parked until Treezor answers.
+//
+// The call finishes exactly once, through the RpcAudit: the cache's callback
+// is the one place that finishes a call that reached the cache (CancelWaiter
+// runs it with CANCELLED when the caller went away); Refuse() finishes the
+// others. OnCancel and the callback may run concurrently on different
+// threads, hence mu_. gRPC runs OnDone (which deletes the reactor) only after
+// the handler returned, Finish was called and OnCancel returned, so `this`
+// outlives every use here; nothing touches `this` after Finish.
+class GetTokenReactor final : public grpc::ServerUnaryReactor {
+ public:
+  // `context`, `response` and `cache` outlive the reactor (gRPC / caller).
+  GetTokenReactor(grpc::CallbackServerContext* context, TokenCache* cache,
+                  v1::GetTokenResponse* response, RpcAudit audit)
+      : context_(context),
+        cache_(cache),
+        response_(response),
+        audit_(std::move(audit)) {}
+
+  RpcAudit& audit() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    // Only before Refuse()/Start(): the reactor is not shared yet.
+    return audit_;
+  }
+
+  // Finishes at once with `status` (a refused request).
+  void Refuse(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
+    grpc::Status answer;
+    {
+      MutexLock lock(&mu_);
+      finished_ = true;
+      answer = audit_.Finish(status);
+    }
+    Finish(answer);
+  }
+
+  // Asks the cache; the answer (or the cancellation) finishes the call.
+  void Start(CacheKey key, const TokenCache::GetOptions& options)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    key_ = std::move(key);
+    const uint64_t waiter = cache_->GetAsync(
+        key_, options, [this](absl::StatusOr<TokenCache::TokenPtr> token) {
+          Answer(std::move(token));
+        });
+    bool cancel_now = false;
+    {
+      MutexLock lock(&mu_);
+      waiter_ = waiter;
+      // OnCancel ran while GetAsync had not yet returned the id.
+      cancel_now = cancelled_ && !finished_ && waiter != 0;
+    }
+    if (cancel_now) cache_->CancelWaiter(key_, waiter);
+  }
+
+  void OnCancel() override ABSL_LOCKS_EXCLUDED(mu_) {
+    uint64_t waiter = 0;
+    {
+      MutexLock lock(&mu_);
+      cancelled_ = true;
+      if (finished_) return;
+      waiter = waiter_;  // 0: not known yet; Start() cancels it then
+    }
+    // Runs Answer (CANCELLED) now if the caller still waits; a no-op if the
+    // cache answered meanwhile (that answer finishes the call).
+    if (waiter != 0) cache_->CancelWaiter(key_, waiter);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Answer(absl::StatusOr<TokenCache::TokenPtr> token)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    grpc::Status answer;
+    {
+      MutexLock lock(&mu_);
+      if (finished_) return;  // the cache answers once; defensive
+      finished_ = true;
+      if (cancelled_) {
+        // The caller is gone: whatever the cache answered is not delivered.
+        answer = audit_.Finish(CallerGone());
+      } else {
+        if (token.ok()) {
+          audit_.SetToken(**token);
+          FillResponse(key_, **token, response_);
+        }
+        answer = audit_.Finish(token.status());
+      }
+    }
+    Finish(answer);
+  }
+
+  // Why a cancelled call ended: its deadline passed (gRPC deadlines are
+  // real time), or the caller cancelled it.
+  absl::Status CallerGone() const {
+    if (std::chrono::system_clock::now() >= context_->deadline()) {
+      return absl::DeadlineExceededError(
+          "the caller's deadline passed while waiting for the token");
+    }
+    return absl::CancelledError("the caller cancelled the call");
+  }
+
+  grpc::CallbackServerContext* const context_;
+  TokenCache* const cache_;
+  v1::GetTokenResponse* const response_;
+  CacheKey key_;  // set by Start() before the reactor is shared
+  Mutex mu_;
+  RpcAudit audit_ ABSL_GUARDED_BY(mu_);
+  uint64_t waiter_ ABSL_GUARDED_BY(mu_) = 0;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 }  // namespace
 
 TokenService::TokenService(TokenCache* cache,
                            std::shared_ptr<const Policy> policy, Clock* clock,
-                           BrokerMetrics* metrics)
-    : cache_(cache), clock_(clock), metrics_(metrics), policy_(std::move(policy)) {}
+                           BrokerMetrics* metrics,
+                           int max_watch_streams_per_caller)
+    : cache_(cache),
+      clock_(clock),
+      metrics_(metrics),
+      max_watch_streams_per_caller_(max_watch_streams_per_caller),
+      policy_(std::move(policy)) {}
 
 TokenService::~TokenService() { EndWatches(); }
 
@@ -81,21 +200,40 @@ int TokenService::open_watches() const {
   return static_cast<int>(watches_.size());
 }
 
+bool TokenService::WaitForOpenWatchesOf(const std::string& identity, int n,
+                                        absl::Duration timeout) const {
+  MutexLock lock(&mu_);
+  return watches_changed_.WaitUntil(
+      &mu_, absl::Now() + timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        auto it = watches_per_caller_.find(identity);
+        return (it == watches_per_caller_.end() ? 0 : it->second) == n;
+      });
+}
+
 void TokenService::Unregister(WatchTokenReactor* reactor) {
   MutexLock lock(&mu_);
-  watches_.erase(reactor);
+  if (watches_.erase(reactor) == 0) return;
+  const std::string& owner = reactor->grant().slot_owner;
+  if (owner.empty()) return;
+  auto it = watches_per_caller_.find(owner);
+  if (it != watches_per_caller_.end() && --it->second <= 0) {
+    watches_per_caller_.erase(it);
+  }
+  watches_changed_.SignalAll();
 }
 
 grpc::ServerUnaryReactor* TokenService::GetToken(
     grpc::CallbackServerContext* context, const v1::GetTokenRequest* request,
     v1::GetTokenResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RpcAudit audit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_);
+  auto* reactor = new GetTokenReactor(
+      context, cache_, response,
+      RpcAudit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_));
+  RpcAudit& audit = reactor->audit();
   const absl::StatusOr<PeerIdentity> peer = CallerIdentity(context, &audit);
   audit.SetTenant(request->tenant());
-  audit.SetScopes(absl::StrJoin(request->scopes(), " "));
+  audit.SetScopes(request->scopes());
   if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
-    reactor->Finish(audit.Finish(s));
+    reactor->Refuse(s);
     return reactor;
   }
   std::vector<MatchedIdentity> matched;
@@ -103,27 +241,18 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
       AuthorizeCaller(*policy(), peer, request->tenant(), request->scopes(),
                       &audit, &matched);
   if (!scopes.ok()) {
-    reactor->Finish(audit.Finish(scopes.status()));
+    reactor->Refuse(scopes.status());
     return reactor;
   }
   CacheKey key{request->tenant(), *std::move(scopes)};
-  audit.SetScopes(key.scopes.ToOAuthString());
+  audit.SetScopes(key.scopes);
   TokenCache::GetOptions options;
   if (request->has_min_ttl()) {
     options.min_ttl = FromProtoDuration(request->min_ttl());
   }
   options.rejected_token_sha256 = request->rejected_token_sha256();
   options.caller = matched.front().name;
-  cache_->GetAsync(
-      key, options,
-      [reactor, response, key, audit = std::move(audit)](
-          absl::StatusOr<TokenCache::TokenPtr> token) mutable {
-        if (token.ok()) {
-          audit.SetToken(**token);
-          FillResponse(key, **token, response);
-        }
-        reactor->Finish(audit.Finish(token.status()));
-      });
+  reactor->Start(std::move(key), options);
   return reactor;
 }
 
@@ -148,8 +277,8 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     // (and re-authorizes this stream).
     MutexLock lock(&mu_);
     ScopeSet scopes;
+    std::vector<MatchedIdentity> matched;
     if (status.ok()) {
-      std::vector<MatchedIdentity> matched;
       absl::StatusOr<ScopeSet> authorized =
           AuthorizeCaller(*policy_, peer, request->tenant(), request->scopes(),
                           &audit, &matched);
@@ -162,8 +291,25 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     if (status.ok() && watches_ended_) {
       status = absl::UnavailableError("the broker is shutting down; reconnect");
     }
+    if (status.ok()) {
+      // The slot is taken here, under the lock, so concurrent starts of one
+      // caller cannot overshoot the cap; Unregister gives it back.
+      const std::string& owner = matched.front().name;
+      int& open = watches_per_caller_[owner];
+      if (open >= max_watch_streams_per_caller_) {
+        if (open == 0) watches_per_caller_.erase(owner);
+        status = absl::ResourceExhaustedError(absl::StrCat(
+            "limits.maxWatchStreamsPerCaller (", max_watch_streams_per_caller_,
+            ") reached for caller \"", BoundedIdentity(owner),
+            "\": close a WatchToken stream first"));
+      } else {
+        ++open;
+        grant.slot_owner = owner;
+        watches_changed_.SignalAll();
+      }
+    }
     grant.authorized = status.ok();
-    audit.SetScopes(scopes.ToOAuthString());
+    audit.SetScopes(scopes);
     reactor = new WatchTokenReactor(
         cache_, CacheKey{request->tenant(), std::move(scopes)},
         std::move(grant), std::move(audit),

@@ -7,6 +7,13 @@
 //   builder.RegisterService(&service);
 //   service.SetPolicy(new_policy);  // config reload
 //
+// Open WatchToken streams are capped per matched caller identity
+// (limits.maxWatchStreamsPerCaller): the count is checked and taken under the
+// lock that authorizes and registers a stream, and given back when the
+// stream unregisters (OnDone), so a stream that ends frees its slot. The slot
+// stays with the identity that matched at the start, even if a reload later
+// matches the stream through another entry.
+//
 // Thread-safety: thread-safe; the policy can be swapped at any time
 // (config reload): it applies to the next RPC and to every open stream.
 #ifndef TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
@@ -14,11 +21,14 @@
 
 #include <memory>
 #include <set>
+#include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
 #include "common/sync.h"
 #include "server/metrics.h"
 #include "server/policy.h"
+#include "server/settings.h"
 #include "server/token_cache.h"
 #include "server/watch_token_reactor.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
@@ -28,8 +38,11 @@ namespace treezor::broker {
 class TokenService final : public v1::TokenService::CallbackService {
  public:
   // `cache`, `clock` and `metrics` (nullable) must outlive the service.
+  // `max_watch_streams_per_caller`: limits.maxWatchStreamsPerCaller.
   TokenService(TokenCache* cache, std::shared_ptr<const Policy> policy,
-               Clock* clock, BrokerMetrics* metrics = nullptr);
+               Clock* clock, BrokerMetrics* metrics = nullptr,
+               int max_watch_streams_per_caller =
+                   LimitsSettings().max_watch_streams_per_caller);
   ~TokenService() override;
 
   // Swaps the policy (every config reload calls it) and authorizes every
@@ -43,6 +56,12 @@ class TokenService final : public v1::TokenService::CallbackService {
   // refuses new ones: at shutdown, before the server drains.
   void EndWatches() ABSL_LOCKS_EXCLUDED(mu_);
   int open_watches() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until exactly `n` open streams hold a slot of `identity` (a
+  // matched config identity) or `timeout` (real time) passes; returns
+  // whether they do. For tests and shutdown diagnostics.
+  bool WaitForOpenWatchesOf(const std::string& identity, int n,
+                            absl::Duration timeout) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context,
                                      const v1::GetTokenRequest* request,
@@ -61,10 +80,17 @@ class TokenService final : public v1::TokenService::CallbackService {
   TokenCache* const cache_;
   Clock* const clock_;
   BrokerMetrics* const metrics_;
+  const int max_watch_streams_per_caller_;
   mutable Mutex mu_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
   bool watches_ended_ ABSL_GUARDED_BY(mu_) = false;
   std::set<WatchTokenReactor*> watches_ ABSL_GUARDED_BY(mu_);
+  // Open authorized streams per matched identity (Grant::slot_owner); an
+  // identity with none has no entry.
+  absl::flat_hash_map<std::string, int> watches_per_caller_
+      ABSL_GUARDED_BY(mu_);
+  // Signalled whenever watches_per_caller_ changes.
+  mutable CondVar watches_changed_;
 };
 
 }  // namespace treezor::broker

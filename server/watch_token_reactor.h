@@ -45,6 +45,9 @@ class WatchTokenReactor final
     std::string tenant;
     std::vector<std::string> requested_scopes;
     bool authorized = false;  // false: refused at once, nothing to recheck
+    // The matched identity whose limits.maxWatchStreamsPerCaller slot this
+    // stream holds (given back when it unregisters); empty: none.
+    std::string slot_owner;
   };
 
   // `cache` must outlive the reactor.

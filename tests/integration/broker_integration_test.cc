@@ -14,6 +14,7 @@
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
+#include "server/token_service.h"
 #include "tests/testing/broker_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "treezor/broker/v1/admin_service.grpc.pb.h"
@@ -26,6 +27,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::BrokerHarness;
+using testing::CertFactory;
 using testing::FakeTreezor;
 using testing::LogCapture;
 using Fault = FakeTreezor::Fault;
@@ -410,6 +412,64 @@ TEST_F(BrokerIntegrationTest, CallersDeadlineIsHonouredWhileTreezorHangs) {
   grpc::Status status = stub->GetToken(&ctx, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  harness_->treezor().ReleaseRequests();
+}
+
+// Issue 11, item 3: a caller whose deadline passes while Treezor hangs is
+// removed from the entry's waiters at once, not when Treezor answers. The
+// audit line is written by the callback CancelWaiter runs, after it removed
+// the waiter: once the line is there, the waiter must be gone.
+TEST_F(BrokerIntegrationTest, ExpiredCallerLeavesNoWaiterBehind) {
+  StartBroker();
+  WaitForWarmUp();
+  harness_->treezor().HoldRequests();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(300));
+  v1::GetTokenRequest request;
+  request.set_tenant("acme");
+  // Cold, and a scope no other test uses: its audit line is this test's.
+  request.add_scopes("expired_caller");
+  v1::GetTokenResponse response;
+  grpc::Status status = stub->GetToken(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")", R"("outcome":"DEADLINE_EXCEEDED")",
+       R"("tenant":"acme")", "expired_caller"},
+      kRpcTimeout));
+  const CacheKey key{"acme", ScopeSet::FromList({"expired_caller"})};
+  EXPECT_EQ(harness_->broker().cache().waiters(key), 0u);
+  harness_->treezor().ReleaseRequests();
+}
+
+TEST_F(BrokerIntegrationTest, CancelledCallerLeavesNoWaiterBehind) {
+  StartBroker();
+  WaitForWarmUp();
+  harness_->treezor().HoldRequests();
+  auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+  auto ctx = Context();
+  v1::GetTokenRequest request;
+  request.set_tenant("acme");
+  // Cold, and a scope no other test uses: its audit line is this test's.
+  request.add_scopes("cancelled_caller");
+  const CacheKey key{"acme", ScopeSet::FromList({"cancelled_caller"})};
+  grpc::Status status;
+  std::thread caller([&] {
+    v1::GetTokenResponse response;
+    status = stub->GetToken(ctx.get(), request, &response);
+  });
+  // The caller waits once its fetch is held at the double.
+  ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kRpcTimeout));
+  EXPECT_EQ(harness_->broker().cache().waiters(key), 1u);
+  ctx->TryCancel();
+  caller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken")", R"("outcome":"CANCELLED")",
+       "the caller cancelled the call", "cancelled_caller"},
+      kRpcTimeout));
+  EXPECT_EQ(harness_->broker().cache().waiters(key), 0u);
   harness_->treezor().ReleaseRequests();
 }
 
@@ -894,6 +954,64 @@ TEST_F(BrokerIntegrationTest, AdminRpcsNameTheTenantTheyActOn) {
       {R"("rpc":"ListTokens")", R"("tenant":"*")"}, kRpcTimeout));
 }
 
+// --- Log lines are bounded (issue 10, item 11).
+
+TEST_F(BrokerIntegrationTest, HostileRequestsWriteBoundedAuditLines) {
+  // A certificate that is not in callers[], with many long SANs.
+  CertFactory::LeafOptions noisy{.common_name = std::string(60, 'c')};
+  for (int i = 0; i < 90; ++i) {
+    noisy.dns_sans.push_back(absl::StrCat(std::string(60, 'x'), ".",
+                                          std::string(60, 'y'), ".n", i,
+                                          ".internal"));
+  }
+  BrokerHarness::Options options;
+  options.extra_certificates = {{"noisy", noisy}};
+  StartBroker(options);
+  WaitForWarmUp();
+  // Thousands of long scopes, from that stranger and from a real caller.
+  v1::GetTokenRequest get;
+  get.set_tenant(std::string(5000, 't'));
+  for (int i = 0; i < 3000; ++i) get.add_scopes(std::string(60, 's'));
+  EXPECT_EQ(Get("noisy", get).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Get("payments", get).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  get.set_tenant("globex");
+  get.mutable_scopes()->Clear();
+  for (int i = 0; i < 30; ++i) get.add_scopes(absl::StrCat(std::string(60, 's'), i));
+  EXPECT_EQ(Get("noisy", get).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Get("cards", get).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);  // globex allows read_only
+  {
+    auto stub = v1::TokenService::NewStub(harness_->Channel("noisy"));
+    grpc::ClientContext ctx;
+    v1::WatchTokenRequest watch;
+    watch.set_tenant("acme");
+    for (int i = 0; i < 3000; ++i) watch.add_scopes(std::string(60, 's'));
+    auto reader = stub->WatchToken(&ctx, watch);
+    v1::GetTokenResponse r;
+    EXPECT_FALSE(reader->Read(&r));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  v1::ListTokensResponse list;
+  EXPECT_EQ(v1::BrokerAdmin::NewStub(harness_->Channel("noisy"))
+                ->ListTokens(Context().get(), {}, &list)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"ListTokens")", R"("caller_names":"91")"}, kRpcTimeout));
+  int audited = 0;
+  for (const std::string& line : NoSecretsInLogs::log().lines()) {
+    const bool cut = absl::StrContains(line, R"("caller_names")") ||
+                     absl::StrContains(line, R"("scope_count")");
+    if (!absl::StrContains(line, R"("msg":"audit")") || !cut) continue;
+    ++audited;
+    EXPECT_LT(line.size(), 1024u) << line;
+  }
+  EXPECT_GE(audited, 6);
+}
+
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   StartBroker();
   auto config = LoadConfigFile(harness_->config_path());
@@ -903,6 +1021,63 @@ TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   auto second = BrokerServer::Start(*config);
   EXPECT_THAT(second, testing::StatusIs(absl::StatusCode::kUnavailable,
                                         HasSubstr("listenAddress")));
+}
+
+// --- Open WatchToken streams per caller are capped (issue 11, item 2).
+
+using WatchStreamCapTest = RevocationTest;
+
+TEST_F(WatchStreamCapTest, StreamsPastTheCapAreRefusedUntilOneEnds) {
+  StartBroker({.extra_config = R"("limits": {"maxWatchStreamsPerCaller": 2},)"});
+  WaitForWarmUp();
+  constexpr char kPaymentsId[] = "spiffe://corp/payments";
+  TokenService& service = harness_->broker().token_service();
+  auto first = Watch("payments", "acme");
+  auto second = Watch("payments", "acme", {"legal"});
+  ASSERT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 2, kRpcTimeout));
+
+  // One more is refused, naming the limit and the caller.
+  {
+    auto stub = v1::TokenService::NewStub(harness_->Channel("payments"));
+    auto ctx = Context();
+    v1::WatchTokenRequest request;
+    request.set_tenant("acme");
+    auto reader = stub->WatchToken(ctx.get(), request);
+    v1::GetTokenResponse r;
+    EXPECT_FALSE(reader->Read(&r));
+    const grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr(R"(limits.maxWatchStreamsPerCaller (2) reached for )"
+                          R"(caller "spiffe://corp/payments")"));
+  }
+  EXPECT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"WatchToken")", R"("outcome":"RESOURCE_EXHAUSTED")",
+       "limits.maxWatchStreamsPerCaller (2)"},
+      kRpcTimeout));
+  // The refusal took no slot; another caller has its own.
+  EXPECT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 2, kRpcTimeout));
+  auto cards = Watch("cards", "globex");
+  EXPECT_TRUE(service.WaitForOpenWatchesOf("cards.internal", 1, kRpcTimeout));
+
+  // The open streams keep receiving: the renewal of acme's default scopes
+  // reaches `first`.
+  Renew(1);
+  v1::GetTokenResponse renewed;
+  ASSERT_TRUE(first->reader->Read(&renewed));
+  RememberToken(renewed.access_token());
+
+  // A stream that ends frees its slot.
+  second->ctx.TryCancel();
+  second->reader->Finish();
+  ASSERT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 1, kRpcTimeout));
+  auto third = Watch("payments", "acme");
+  EXPECT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 2, kRpcTimeout));
+  for (auto* w : {first.get(), third.get(), cards.get()}) {
+    w->ctx.TryCancel();
+    w->reader->Finish();
+  }
+  EXPECT_TRUE(service.WaitForOpenWatchesOf(kPaymentsId, 0, kRpcTimeout));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "server/rpc_audit.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_clock.h"
@@ -32,7 +33,7 @@ TEST(RpcAudit, FinishWritesOneAuditLineWithLatencyFromTheClock) {
   audit.SetCaller(peer);
   audit.SetIdentity({IdentityKind::kUri, "spiffe://corp/payments"});
   audit.SetTenant("acme");
-  audit.SetScopes("admin read_all");
+  audit.SetScopes(ScopeSet::FromList({"admin", "read_all"}));
   audit.SetToken(Token("3f2a9c01b7e4"));
   clock.Advance(absl::Milliseconds(250));
   const grpc::Status status = audit.Finish(absl::OkStatus());
@@ -93,7 +94,7 @@ TEST(RpcAudit, EventsAreAuditedWhenTheyHappenWithoutFinishing) {
   audit.SetCaller(peer);
   audit.SetIdentity({IdentityKind::kDns, "cards.internal"});
   audit.SetTenant("globex");
-  audit.SetScopes("read_only");
+  audit.SetScopes(ScopeSet::FromList({"read_only"}));
   audit.Event("stream_started");
   const CachedToken token = Token("3f2a9c01b7e4");
   audit.Event("token_sent", &token);
@@ -114,6 +115,46 @@ TEST(RpcAudit, EventsAreAuditedWhenTheyHappenWithoutFinishing) {
   audit.Finish(absl::OkStatus());
   audit.Event("token_sent", &token);
   EXPECT_EQ(log.lines().size(), 3u);
+}
+
+TEST(RpcAudit, EveryRequestFieldIsBoundedSoALineStaysUnderOneKib) {
+  LogCapture log;
+  FakeClock clock;
+  RpcAudit audit(BrokerMetrics::Rpc::kGetToken, &clock, nullptr);
+  PeerIdentity peer;
+  for (int i = 0; i < 100; ++i) {
+    peer.dns_sans.push_back(absl::StrCat(std::string(200, 'd'), i));
+  }
+  peer.common_name = std::string(1000, 'c');
+  audit.SetCaller(peer);
+  audit.SetIdentity({IdentityKind::kDns, std::string(1000, 'i')});
+  audit.SetTenant(std::string(10000, '\x01'));  // 6 bytes each, escaped
+  google::protobuf::RepeatedPtrField<std::string> scopes;
+  for (int i = 0; i < 5000; ++i) *scopes.Add() = std::string(100, '"');
+  audit.SetScopes(scopes);
+  audit.Finish(absl::InvalidArgumentError(std::string(100000, '\n')));
+  ASSERT_EQ(log.lines().size(), 1u);
+  const std::string line = log.lines()[0];
+  EXPECT_LT(line.size(), 1024u) << line;
+  EXPECT_THAT(line, HasSubstr(R"("caller":"dns:ddd)"));
+  EXPECT_THAT(line, HasSubstr(R"(...","caller_names":"101")"));
+  EXPECT_THAT(line, HasSubstr(R"(...","scope_count":"5000")"));
+  EXPECT_THAT(line, HasSubstr(R"("error":"\n\n)"));
+}
+
+TEST(RpcAudit, ShortFieldsAreLoggedWhole) {
+  LogCapture log;
+  FakeClock clock;
+  RpcAudit audit(BrokerMetrics::Rpc::kGetToken, &clock, nullptr);
+  google::protobuf::RepeatedPtrField<std::string> scopes;
+  *scopes.Add() = "read_only";
+  *scopes.Add() = "admin";
+  audit.SetScopes(scopes);  // as requested: not canonicalised
+  audit.Finish(absl::OkStatus());
+  ASSERT_EQ(log.lines().size(), 1u);
+  EXPECT_THAT(log.lines()[0], HasSubstr(R"("scopes":"read_only admin","outcome")"));
+  EXPECT_THAT(log.lines()[0], Not(HasSubstr("scope_count")));
+  EXPECT_THAT(log.lines()[0], Not(HasSubstr("caller_names")));
 }
 
 TEST(RpcAudit, GetTokenLatencyIsRecordedFromTheInjectedClock) {
