@@ -4,6 +4,9 @@
 // Internal to TokenCache (server/token_cache.h), which owns the rules; this
 // header only holds the state so the cache's files share one definition.
 //
+// Every absl::Time here is on the clock's monotonic timeline
+// (Clock::MonotonicNow), never the wall clock.
+//
 // Thread-safety: `key` and `id` are immutable; everything else is guarded by
 // `mu`. Lock order: an entry's `mu`, then the cache's scheduler (never two
 // entries at once, never the cache's entry map while holding `mu`).

@@ -90,15 +90,15 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
       answered = true;
       break;
     }
-    const absl::Time now = options_.clock->Now();
+    const absl::Time now = options_.clock->MonotonicNow();
     entry->last_used = now;
     const bool wants_replacement =
         !options.rejected_token_sha256.empty() &&
         ReportTriggersFetchLocked(*entry, options.rejected_token_sha256, now);
     const CachedToken* token = entry->token.get();
     if (!wants_replacement && token != nullptr &&
-        now < UsableUntil(renewal_, token->token) &&
-        token->token.expires_at - now >= options.min_ttl) {
+        now < UsableUntil(renewal_, token->SteadyTiming()) &&
+        token->steady_expires_at - now >= options.min_ttl) {
       if (entry->consecutive_failures > 0) ++entry->served_while_failing;
       answer = entry->token;
       answered = true;
@@ -195,7 +195,7 @@ absl::StatusOr<TokenCache::TokenPtr> TokenCache::Get(const CacheKey& key,
 void TokenCache::Prefetch(const CacheKey& key) {
   EntryPtr entry = FindOrCreate(key);
   MutexLock lock(&entry->mu);
-  entry->last_used = options_.clock->Now();
+  entry->last_used = options_.clock->MonotonicNow();
   if (entry->token == nullptr) StartFetchLocked(entry, /*urgent=*/false);
 }
 
@@ -221,7 +221,7 @@ uint64_t TokenCache::Subscribe(const CacheKey& key, uint64_t after_version,
     MutexLock lock(&entry->mu);
     handle = entry->next_subscriber++;
     entry->subscribers.emplace(handle, on_token);
-    entry->last_used = options_.clock->Now();
+    entry->last_used = options_.clock->MonotonicNow();
     if (entry->token != nullptr && entry->token->version > after_version) {
       current = entry->token;
     } else if (entry->token == nullptr) {
@@ -238,7 +238,7 @@ void TokenCache::Unsubscribe(const CacheKey& key, uint64_t handle) {
   MutexLock lock(&entry->mu);
   entry->subscribers.erase(handle);
   // The idle period starts when the last watcher leaves.
-  entry->last_used = options_.clock->Now();
+  entry->last_used = options_.clock->MonotonicNow();
 }
 
 void TokenCache::StartFetchLocked(const EntryPtr& entry, bool urgent) {
@@ -272,7 +272,7 @@ void TokenCache::OnDue(const EntryPtr& entry) {
   {
     MutexLock lock(&entry->mu);
     if (entry->removed) return;
-    const absl::Time now = options_.clock->Now();
+    const absl::Time now = options_.clock->MonotonicNow();
     const bool idle = entry->waiters.empty() && entry->subscribers.empty() &&
                       entry->refresh_waiters.empty() &&
                       now - entry->last_used >= renewal_.idle_timeout;
@@ -351,19 +351,25 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
     entries.reserve(entries_.size());
     for (const auto& [key, entry] : entries_) entries.push_back(entry);
   }
-  const absl::Time now = options_.clock->Now();
+  // Entries keep monotonic times; the snapshot speaks wall-clock time.
+  const absl::Time now = options_.clock->MonotonicNow();
+  const absl::Time wall_now = options_.clock->Now();
+  const auto wall = [&](absl::Time t) { return wall_now + (t - now); };
   std::vector<EntrySnapshot> out;
   out.reserve(entries.size());
   for (const auto& entry : entries) {
     MutexLock lock(&entry->mu);
     EntrySnapshot s;
     s.key = entry->key;
-    const bool usable = entry->token != nullptr &&
-                        now < UsableUntil(renewal_, entry->token->token);
+    const absl::Time usable_until =
+        entry->token == nullptr
+            ? absl::InfinitePast()
+            : UsableUntil(renewal_, entry->token->SteadyTiming());
+    const bool usable = now < usable_until;
     if (entry->token != nullptr) {
       s.token_fingerprint = entry->token->fingerprint;
       s.expires_at = entry->token->token.expires_at;
-      s.usable_until = UsableUntil(renewal_, entry->token->token);
+      s.usable_until = wall(usable_until);
     }
     if (!usable) {
       s.state = entry->consecutive_failures > 0 || entry->token != nullptr
@@ -376,9 +382,9 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
     } else {
       s.state = EntrySnapshot::State::kFresh;
     }
-    s.last_renewal = entry->last_renewal;
-    s.renew_at = entry->renew_at;
-    s.last_used = entry->last_used;
+    s.last_renewal = wall(entry->last_renewal);
+    s.renew_at = wall(entry->renew_at);
+    s.last_used = wall(entry->last_used);
     s.last_error = entry->last_error;
     s.consecutive_failures = entry->consecutive_failures;
     s.fetch_count = entry->fetch_count;

@@ -567,6 +567,48 @@ TEST_F(TokenCacheTest, ShortLivedRenewalKeepsServingTheValidToken) {
   EXPECT_EQ(fetcher_.calls(), 2);
 }
 
+// Issue 10 item 6: expiry is decided on the monotonic clock.
+TEST_F(TokenCacheTest, BackwardWallClockStepDoesNotMakeAnExpiredTokenLookValid) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.SetPersistentError(absl::UnavailableError("HTTP 503"));
+  clock_.Advance(absl::Hours(1));  // expired; renewals kept failing
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("503")));
+  clock_.StepWallClock(-absl::Hours(2));
+  const auto after_step = Get(key_);
+  EXPECT_THAT(after_step, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("503")));
+  EXPECT_EQ(cache_->Snapshot()[0].state, EntrySnapshot::State::kExpired);
+}
+
+TEST_F(TokenCacheTest, ForwardWallClockStepDoesNotExpireAValidToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  clock_.StepWallClock(absl::Hours(3));
+  ASSERT_OK_AND_ASSIGN(TokenPtr same, Get(key_));
+  EXPECT_EQ(same, first);
+  // Nor is the renewal brought forward: it stays 45 min after the fetch.
+  clock_.Advance(absl::Minutes(44));
+  ASSERT_OK_AND_ASSIGN(same, Get(key_));
+  EXPECT_EQ(same, first);
+  EXPECT_EQ(fetcher_.calls(), 1);
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_TRUE(fetches_.WaitForSuccesses(2));
+  // The API's expires_at stays wall-clock: as the fetcher computed it.
+  ASSERT_OK_AND_ASSIGN(TokenPtr second, Get(key_));
+  EXPECT_EQ(second->token.expires_at, second->token.obtained_at + absl::Hours(1));
+}
+
+TEST_F(TokenCacheTest, SnapshotReportsWallClockTimes) {
+  MakeCache();
+  const absl::Time fetched_at = clock_.Now();
+  ASSERT_OK(Get(key_));
+  const EntrySnapshot s = cache_->Snapshot()[0];
+  EXPECT_EQ(s.expires_at, fetched_at + absl::Hours(1));
+  EXPECT_EQ(s.renew_at, fetched_at + absl::Minutes(45));
+  EXPECT_EQ(s.last_renewal, fetched_at);
+  EXPECT_EQ(s.usable_until, fetched_at + absl::Minutes(59));
+}
+
 TEST_F(TokenCacheTest, IdleEntriesStopBeingRenewedAndAreDropped) {
   RenewalSettings settings;
   settings.idle_timeout = absl::Minutes(30);
