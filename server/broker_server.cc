@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   broker->cache_ = std::make_unique<TokenCache>(
       broker->fetcher_.get(), settings.renewal,
       settings.upstream.max_concurrent_requests,
-      TokenCache::Options{.clock = options.clock});
+      TokenCache::Options{.clock = options.clock}, settings.limits);
   broker->cache_->SetObserver(broker->cache_events_.get());
 
   auto shared_policy = std::make_shared<const Policy>(*std::move(policy));

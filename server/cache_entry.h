@@ -42,10 +42,14 @@ struct CacheWaiter {
 enum class FetchState { kIdle, kQueued, kRunning };
 
 struct CacheEntry {
-  CacheEntry(CacheKey k, uint64_t i) : key(std::move(k)), id(i) {}
+  CacheEntry(CacheKey k, uint64_t i, std::string c)
+      : key(std::move(k)), id(i), creator(std::move(c)) {}
 
   const CacheKey key;
   const uint64_t id;  // names the entry's timer and work in the scheduler
+  // The caller identity whose request created the entry (its slot under
+  // limits.max_scope_sets_per_caller); empty for the broker's own work.
+  const std::string creator;
   Mutex mu;
   TokenPtr token ABSL_GUARDED_BY(mu);
   uint64_t last_version ABSL_GUARDED_BY(mu) = 0;

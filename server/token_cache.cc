@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/cache_errors.h"
 #include "server/logging.h"
+#include "server/quote.h"
 #include "server/renewal_policy.h"
 
 namespace treezor::broker {
@@ -22,9 +23,11 @@ const char* EntryStateName(EntrySnapshot::State state) {
 }
 
 TokenCache::TokenCache(TokenFetcher* fetcher, const RenewalSettings& renewal,
-                       int max_concurrent_fetches, Options options)
+                       int max_concurrent_fetches, Options options,
+                       const LimitsSettings& limits)
     : fetcher_(fetcher),
       renewal_(renewal),
+      limits_(limits),
       options_(std::move(options)),
       scheduler_(options_.clock, max_concurrent_fetches) {
   MutexLock lock(&random_mu_);
@@ -51,15 +54,60 @@ TokenCache::EntryPtr TokenCache::Find(const CacheKey& key) const {
 
 TokenCache::EntryPtr TokenCache::FindOrCreate(const CacheKey& key) {
   MutexLock lock(&entries_mu_);
-  auto [it, inserted] = entries_.try_emplace(key);
-  if (inserted) it->second = std::make_shared<Entry>(key, next_entry_id_++);
-  return it->second;
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+  return InsertEntryLocked(key, /*creator=*/"");
+}
+
+absl::StatusOr<TokenCache::EntryPtr> TokenCache::FindOrCreateWithinLimits(
+    const CacheKey& key, const std::string& caller) {
+  MutexLock lock(&entries_mu_);
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+  const auto tenant = entries_per_tenant_.find(key.tenant);
+  if (tenant != entries_per_tenant_.end() &&
+      tenant->second >= limits_.max_scope_sets_per_tenant) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "limits.maxScopeSetsPerTenant (", limits_.max_scope_sets_per_tenant,
+        ") reached for tenant ", Quote(key.tenant)));
+  }
+  if (!caller.empty()) {
+    const auto mine = entries_per_caller_.find(caller);
+    if (mine != entries_per_caller_.end() &&
+        mine->second >= limits_.max_scope_sets_per_caller) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "limits.maxScopeSetsPerCaller (", limits_.max_scope_sets_per_caller,
+          ") reached for caller ", Quote(caller, 128)));
+    }
+  }
+  return InsertEntryLocked(key, caller);
+}
+
+TokenCache::EntryPtr TokenCache::InsertEntryLocked(const CacheKey& key,
+                                                   const std::string& creator) {
+  auto entry = std::make_shared<Entry>(key, next_entry_id_++, creator);
+  entries_.emplace(key, entry);
+  ++entries_per_tenant_[key.tenant];
+  if (!creator.empty()) ++entries_per_caller_[creator];
+  return entry;
+}
+
+void TokenCache::EraseEntryLocked(
+    absl::flat_hash_map<CacheKey, EntryPtr>::iterator it) {
+  const EntryPtr& entry = it->second;
+  if (--entries_per_tenant_[entry->key.tenant] <= 0) {
+    entries_per_tenant_.erase(entry->key.tenant);
+  }
+  if (!entry->creator.empty() && --entries_per_caller_[entry->creator] <= 0) {
+    entries_per_caller_.erase(entry->creator);
+  }
+  entries_.erase(it);
 }
 
 void TokenCache::RemoveEntry(const EntryPtr& entry) {
   MutexLock lock(&entries_mu_);
   auto it = entries_.find(entry->key);
-  if (it != entries_.end() && it->second == entry) entries_.erase(it);
+  if (it != entries_.end() && it->second == entry) EraseEntryLocked(it);
 }
 
 std::vector<TokenCache::EntryPtr> TokenCache::EntriesOf(
@@ -82,7 +130,13 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
   // An entry removed by RemoveTenant between lookup and lock is replaced by
   // a new one; the loop runs at most twice in practice.
   for (;;) {
-    entry = FindOrCreate(key);
+    absl::StatusOr<EntryPtr> found = FindOrCreateWithinLimits(key, options.caller);
+    if (!found.ok()) {
+      answer = found.status();
+      answered = true;
+      break;
+    }
+    entry = *std::move(found);
     MutexLock lock(&entry->mu);
     if (entry->removed) continue;
     if (shutting_down_.load()) {
@@ -299,7 +353,7 @@ void TokenCache::RemoveTenant(const std::string& tenant) {
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (it->first.tenant == tenant) {
         removed.push_back(it->second);
-        entries_.erase(it++);
+        EraseEntryLocked(it++);
       } else {
         ++it;
       }

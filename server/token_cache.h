@@ -135,8 +135,11 @@ class TokenCache {
   // `fetcher` must outlive the cache. `max_concurrent_fetches` worker
   // threads (at least one): the bound on concurrent requests to Treezor.
   // Starts the threads.
+  // `limits`: max_scope_sets_per_tenant / _per_caller (the rest is not the
+  // cache's).
   TokenCache(TokenFetcher* fetcher, const RenewalSettings& renewal,
-             int max_concurrent_fetches, Options options);
+             int max_concurrent_fetches, Options options,
+             const LimitsSettings& limits = {});
   // Stops the threads; waiters still pending get UNAVAILABLE.
   ~TokenCache();
 
@@ -149,6 +152,11 @@ class TokenCache {
   // A token Treezor issues for less than renewal.min_token_lifetime is a
   // failed fetch (UNAVAILABLE naming the lifetime and the setting, outcome
   // "short_lifetime", normal backoff), never served nor renewed at once.
+  // RESOURCE_EXHAUSTED when the request would create an entry past
+  // limits.max_scope_sets_per_tenant, or past limits.max_scope_sets_per_caller
+  // entries created by `options.caller` and still alive (entries it merely
+  // shares, and the broker's own, count for nobody); an entry dropped as
+  // idle or removed with its tenant frees its slot.
   // Returns the waiter's id when `done` will be called later (for
   // CancelWaiter), 0 when it has already been called.
   uint64_t GetAsync(const CacheKey& key, const GetOptions& options,
@@ -217,7 +225,17 @@ class TokenCache {
   using Entry = internal::CacheEntry;
   using EntryPtr = std::shared_ptr<Entry>;
 
+  // For the broker's own work (prefetch, subscriptions, admin refresh):
+  // outside the caps.
   EntryPtr FindOrCreate(const CacheKey& key) ABSL_LOCKS_EXCLUDED(entries_mu_);
+  // For a caller's GetAsync: a new entry must fit under the caps.
+  absl::StatusOr<EntryPtr> FindOrCreateWithinLimits(const CacheKey& key,
+                                                    const std::string& caller)
+      ABSL_LOCKS_EXCLUDED(entries_mu_);
+  EntryPtr InsertEntryLocked(const CacheKey& key, const std::string& creator)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entries_mu_);
+  void EraseEntryLocked(absl::flat_hash_map<CacheKey, EntryPtr>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entries_mu_);
   EntryPtr Find(const CacheKey& key) const ABSL_LOCKS_EXCLUDED(entries_mu_);
   void RemoveEntry(const EntryPtr& entry) ABSL_LOCKS_EXCLUDED(entries_mu_);
   std::vector<EntryPtr> EntriesOf(const std::string& tenant) const
@@ -274,12 +292,18 @@ class TokenCache {
 
   TokenFetcher* const fetcher_;
   const RenewalSettings renewal_;
+  const LimitsSettings limits_;
   const Options options_;
   Observer* observer_ = nullptr;
 
   mutable Mutex entries_mu_;
   absl::flat_hash_map<CacheKey, EntryPtr> entries_ ABSL_GUARDED_BY(entries_mu_);
   uint64_t next_entry_id_ ABSL_GUARDED_BY(entries_mu_) = 1;
+  // Live entries by tenant and by creating caller (the caps' accounting).
+  absl::flat_hash_map<std::string, int> entries_per_tenant_
+      ABSL_GUARDED_BY(entries_mu_);
+  absl::flat_hash_map<std::string, int> entries_per_caller_
+      ABSL_GUARDED_BY(entries_mu_);
 
   Mutex random_mu_;
   std::function<double()> random_unit_ ABSL_GUARDED_BY(random_mu_);

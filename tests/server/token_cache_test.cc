@@ -111,11 +111,12 @@ class TokenCacheTest : public ::testing::Test {
   // Jitter sample 0.5 maps to no jitter: renewal exactly at 75% of the
   // lifetime, backoff at half its ceiling.
   void MakeCache(RenewalSettings renewal = {}, int workers = 4,
-                 double random = 0.5) {
+                 double random = 0.5, LimitsSettings limits = {}) {
     TokenCache::Options options;
     options.clock = &clock_;
     options.random_unit = [random] { return random; };
-    cache_ = std::make_unique<TokenCache>(&fetcher_, renewal, workers, options);
+    cache_ = std::make_unique<TokenCache>(&fetcher_, renewal, workers, options,
+                                          limits);
     cache_->SetObserver(&fetches_);
     clock_.AddListener([this] { cache_->Wake(); });
   }
@@ -607,6 +608,72 @@ TEST_F(TokenCacheTest, SnapshotReportsWallClockTimes) {
   EXPECT_EQ(s.renew_at, fetched_at + absl::Minutes(45));
   EXPECT_EQ(s.last_renewal, fetched_at);
   EXPECT_EQ(s.usable_until, fetched_at + absl::Minutes(59));
+}
+
+// Issue 11 item 2: scope sets are capped per tenant and per caller.
+CacheKey KeyWithScope(const std::string& tenant, int i) {
+  return {tenant, ScopeSet::FromList({absl::StrCat("scope", i)})};
+}
+
+TEST_F(TokenCacheTest, ScopeSetsPerTenantAreCapped) {
+  LimitsSettings limits;
+  limits.max_scope_sets_per_tenant = 3;
+  MakeCache({}, 4, 0.5, limits);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(cache_->Get(KeyWithScope("acme", i),
+                          {.caller = absl::StrCat("caller", i)},
+                          absl::Now() + absl::Seconds(10)));
+  }
+  EXPECT_THAT(cache_->Get(KeyWithScope("acme", 3), {.caller = "caller9"},
+                          absl::Now() + absl::Seconds(10)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("limits.maxScopeSetsPerTenant (3) reached "
+                                 "for tenant \"acme\"")));
+  // Existing entries and other tenants are unaffected.
+  ASSERT_OK(cache_->Get(KeyWithScope("acme", 0), {.caller = "caller9"},
+                        absl::Now() + absl::Seconds(10)));
+  ASSERT_OK(cache_->Get(KeyWithScope("other", 3), {.caller = "caller9"},
+                        absl::Now() + absl::Seconds(10)));
+  EXPECT_EQ(fetcher_.calls(), 4);
+}
+
+TEST_F(TokenCacheTest, ScopeSetsPerCallerCountOnlyEntriesItCreated) {
+  LimitsSettings limits;
+  limits.max_scope_sets_per_caller = 2;
+  MakeCache({}, 4, 0.5, limits);
+  const auto get = [&](const CacheKey& key, const std::string& caller) {
+    return cache_->Get(key, {.caller = caller}, absl::Now() + absl::Seconds(10));
+  };
+  // The broker's own prefetch counts for nobody; sharing it is free.
+  cache_->Prefetch(KeyWithScope("acme", 0));
+  ASSERT_OK(get(KeyWithScope("acme", 0), "mallory"));
+  ASSERT_OK(get(KeyWithScope("acme", 1), "alice"));
+  ASSERT_OK(get(KeyWithScope("acme", 1), "mallory"));  // shared: free
+  ASSERT_OK(get(KeyWithScope("acme", 2), "mallory"));
+  ASSERT_OK(get(KeyWithScope("acme", 3), "mallory"));
+  EXPECT_THAT(get(KeyWithScope("acme", 4), "mallory"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("limits.maxScopeSetsPerCaller (2) reached "
+                                 "for caller \"mallory\"")));
+  ASSERT_OK(get(KeyWithScope("acme", 4), "alice"));
+}
+
+TEST_F(TokenCacheTest, IdleEntriesFreeTheirSlot) {
+  RenewalSettings settings;
+  settings.idle_timeout = absl::Minutes(30);
+  LimitsSettings limits;
+  limits.max_scope_sets_per_tenant = 1;
+  limits.max_scope_sets_per_caller = 1;
+  MakeCache(settings, 4, 0.5, limits);
+  ASSERT_OK(cache_->Get(KeyWithScope("acme", 0), {.caller = "alice"},
+                        absl::Now() + absl::Seconds(10)));
+  EXPECT_THAT(cache_->Get(KeyWithScope("acme", 1), {.caller = "alice"},
+                          absl::Now() + absl::Seconds(10)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("limits.")));
+  clock_.Advance(absl::Minutes(45));  // due, idle: dropped
+  ASSERT_TRUE(fetches_.WaitForDrops(1));
+  ASSERT_OK(cache_->Get(KeyWithScope("acme", 1), {.caller = "alice"},
+                        absl::Now() + absl::Seconds(10)));
 }
 
 TEST_F(TokenCacheTest, IdleEntriesStopBeingRenewedAndAreDropped) {
