@@ -55,6 +55,9 @@ struct CacheEntry {
   uint64_t last_version ABSL_GUARDED_BY(mu) = 0;
   FetchState fetch_state ABSL_GUARDED_BY(mu) = FetchState::kIdle;
   bool queued_urgent ABSL_GUARDED_BY(mu) = false;
+  // The broker asked for the entry's first token (Prefetch): the queued
+  // fetch is wanted although nobody waits for it. Cleared when it starts.
+  bool prefetch_requested ABSL_GUARDED_BY(mu) = false;
   bool removed ABSL_GUARDED_BY(mu) = false;
   absl::Status last_error ABSL_GUARDED_BY(mu);
   int consecutive_failures ABSL_GUARDED_BY(mu) = 0;

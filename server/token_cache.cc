@@ -209,6 +209,7 @@ void TokenCache::CancelWaiter(const CacheKey& key, uint64_t waiter) {
   EntryPtr entry = Find(key);
   if (entry == nullptr) return;
   Callback done;
+  bool dropped = false;
   {
     MutexLock lock(&entry->mu);
     auto it = std::find_if(
@@ -217,8 +218,39 @@ void TokenCache::CancelWaiter(const CacheKey& key, uint64_t waiter) {
     if (it == entry->waiters.end()) return;
     done = std::move(it->done);
     entry->waiters.erase(it);
+    // The last one leaving a queued fetch nobody else wants withdraws it. If
+    // a worker has already taken it, BeginFetch drops it instead.
+    const absl::Time now = options_.clock->MonotonicNow();
+    if (entry->fetch_state == internal::FetchState::kQueued &&
+        !WantedLocked(*entry, now) && scheduler_.CancelWork(entry->id)) {
+      DropFetchLocked(entry, now);
+      dropped = true;
+    }
   }
   done(absl::CancelledError("the caller went away"));
+  if (dropped && observer_ != nullptr) observer_->OnFetchDropped(key);
+}
+
+bool TokenCache::WantedLocked(const Entry& entry, absl::Time now) const {
+  if (!entry.waiters.empty() || !entry.refresh_waiters.empty() ||
+      !entry.subscribers.empty() || entry.prefetch_requested) {
+    return true;
+  }
+  return entry.token != nullptr && now - entry.last_used < renewal_.idle_timeout;
+}
+
+void TokenCache::DropFetchLocked(const EntryPtr& entry, absl::Time now) {
+  entry->fetch_state = internal::FetchState::kIdle;
+  entry->queued_urgent = false;
+  fetches_dropped_.fetch_add(1);
+  // No timer planned: one must come to drop the entry once idle, or it
+  // would hold its slot under the caps for ever.
+  if (entry->renew_at <= now || entry->renew_at == absl::InfiniteFuture()) {
+    ScheduleLocked(entry, entry->last_used + renewal_.idle_timeout);
+  }
+  LogInfo("queued token fetch dropped: nobody wants it any more",
+          {{"tenant", entry->key.tenant},
+           {"scopes", entry->key.scopes.ToOAuthString()}});
 }
 
 absl::StatusOr<TokenCache::TokenPtr> TokenCache::Get(const CacheKey& key,
@@ -250,7 +282,10 @@ void TokenCache::Prefetch(const CacheKey& key) {
   EntryPtr entry = FindOrCreate(key);
   MutexLock lock(&entry->mu);
   entry->last_used = options_.clock->MonotonicNow();
-  if (entry->token == nullptr) StartFetchLocked(entry, /*urgent=*/false);
+  if (entry->token == nullptr) {
+    entry->prefetch_requested = true;
+    StartFetchLocked(entry, /*urgent=*/false);
+  }
 }
 
 void TokenCache::RefreshAsync(const CacheKey& key, Callback done) {
@@ -327,14 +362,21 @@ void TokenCache::OnDue(const EntryPtr& entry) {
     MutexLock lock(&entry->mu);
     if (entry->removed) return;
     const absl::Time now = options_.clock->MonotonicNow();
+    // A timer replaced after it fired (a fetch set a later one meanwhile).
+    if (entry->renew_at > now) return;
     const bool idle = entry->waiters.empty() && entry->subscribers.empty() &&
                       entry->refresh_waiters.empty() &&
                       now - entry->last_used >= renewal_.idle_timeout;
     if (idle) {
       entry->removed = true;
       drop = true;
-    } else {
+    } else if (WantedLocked(*entry, now)) {
       StartFetchLocked(entry, /*urgent=*/false);
+    } else {
+      // Never produced a token and nobody waits: no background retry (the
+      // next caller starts again after the backoff); check again once it
+      // may have become idle.
+      ScheduleLocked(entry, entry->last_used + renewal_.idle_timeout);
     }
   }
   if (drop) {
@@ -394,6 +436,9 @@ void TokenCache::FetchTenantNow(const std::string& tenant, bool only_failing) {
     MutexLock lock(&entry->mu);
     if (only_failing && entry->consecutive_failures == 0) continue;
     entry->retry_not_before = absl::InfinitePast();
+    // Nobody wants it (no token in use, nobody waiting): the next caller
+    // fetches at once, without the backoff.
+    if (!WantedLocked(*entry, options_.clock->MonotonicNow())) continue;
     StartFetchLocked(entry, /*urgent=*/false);
   }
 }

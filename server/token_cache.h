@@ -130,6 +130,9 @@ class TokenCache {
     virtual void OnFetchDone(const CacheKey& key, const FetchReport& report) {}
     // An idle entry was dropped instead of renewed.
     virtual void OnEntryDropped(const CacheKey& key) {}
+    // A queued fetch nobody wanted any more was dropped before reaching
+    // Treezor.
+    virtual void OnFetchDropped(const CacheKey& key) {}
   };
 
   // `fetcher` must outlive the cache. `max_concurrent_fetches` worker
@@ -210,6 +213,8 @@ class TokenCache {
 
   // Requests to Treezor running right now.
   int fetches_in_flight() const { return in_flight_.load(); }
+  // Queued fetches dropped, since start, because nobody wanted them any more.
+  int64_t fetches_dropped() const { return fetches_dropped_.load(); }
 
   // Set before traffic starts; not owned.
   void SetObserver(Observer* observer) { observer_ = observer; }
@@ -251,6 +256,15 @@ class TokenCache {
   bool ReportTriggersFetchLocked(Entry& entry, const std::string& sha256_hex,
                                  absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // Whether a fetch for the entry is still worth doing now: someone waits
+  // or watches, a Prefetch asked for it, or its token is in use.
+  bool WantedLocked(const Entry& entry, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // The entry's queued fetch is not wanted: marks it idle and counts it (the
+  // caller has withdrawn it from the scheduler or is the worker that took
+  // it), and makes sure a timer will drop the entry once idle.
+  void DropFetchLocked(const EntryPtr& entry, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Sets the entry's one timer (replacing any earlier one).
   void ScheduleLocked(const EntryPtr& entry, absl::Time due)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
@@ -266,8 +280,9 @@ class TokenCache {
   // entry, then answer everyone it concerns.
   void RunFetch(const EntryPtr& entry);
   // Marks the queued fetch running and builds the request; false if the
-  // queue item is stale or the entry gone.
-  bool BeginFetch(const EntryPtr& entry, FetchRequest* request)
+  // queue item is stale, the entry gone, or the fetch no longer wanted (then
+  // `*dropped` is set: it was dropped, see DropFetchLocked).
+  bool BeginFetch(const EntryPtr& entry, FetchRequest* request, bool* dropped)
       ABSL_LOCKS_EXCLUDED(entry->mu);
   FetchOutcome CallFetcher(const FetchRequest& request);
   // A token whose lifetime (expires_at - obtained_at, as the fetcher
@@ -309,6 +324,7 @@ class TokenCache {
   std::function<double()> random_unit_ ABSL_GUARDED_BY(random_mu_);
 
   std::atomic<int> in_flight_{0};
+  std::atomic<int64_t> fetches_dropped_{0};
   // Set first thing in Shutdown(); read under an entry's lock, so a caller
   // either sees it or is among the waiters Shutdown() answers.
   std::atomic<bool> shutting_down_{false};

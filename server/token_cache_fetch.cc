@@ -37,22 +37,35 @@ struct TokenCache::Publication {
 
 void TokenCache::RunFetch(const EntryPtr& entry) {
   FetchRequest request;
-  if (!BeginFetch(entry, &request)) return;
+  bool dropped = false;
+  if (!BeginFetch(entry, &request, &dropped)) {
+    if (dropped && observer_ != nullptr) observer_->OnFetchDropped(entry->key);
+    return;
+  }
   FetchOutcome outcome = CallFetcher(request);
   Publication publication = ApplyOutcome(entry, request, outcome);
   Publish(entry, outcome.report, publication);
 }
 
-bool TokenCache::BeginFetch(const EntryPtr& entry, FetchRequest* request) {
+bool TokenCache::BeginFetch(const EntryPtr& entry, FetchRequest* request,
+                            bool* dropped) {
   MutexLock lock(&entry->mu);
   // A queue item made stale by a fetch that already ran, or a removed entry.
   if (entry->fetch_state != internal::FetchState::kQueued || entry->removed) {
     return false;
   }
+  const absl::Time now = options_.clock->MonotonicNow();
+  // The last check before Treezor: whoever wanted this fetch may have left
+  // while it was queued.
+  if (!WantedLocked(*entry, now)) {
+    DropFetchLocked(entry, now);
+    *dropped = true;
+    return false;
+  }
   entry->fetch_state = internal::FetchState::kRunning;
+  entry->prefetch_requested = false;
   request->tenant = entry->key.tenant;
   request->scopes = entry->key.scopes;
-  const absl::Time now = options_.clock->MonotonicNow();
   if (!entry->refresh_token.empty() &&
       now - entry->chain_started_at < renewal_.refresh_token_max_age) {
     request->refresh_token = entry->refresh_token;
