@@ -110,7 +110,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   self->cache_ = std::make_unique<TokenCache>(
       self->fetcher_.get(), settings.renewal,
       settings.upstream.max_concurrent_requests,
-      TokenCache::Options{.clock = options.clock});
+      TokenCache::Options{.clock = options.clock}, settings.limits);
   self->cache_->SetObserver(self->cache_events_.get());
 
   auto shared_policy = std::make_shared<const Policy>(*std::move(policy));

@@ -4,6 +4,9 @@
 // Internal to TokenCache (server/token_cache.h), which owns the rules; this
 // header only holds the state so the cache's files share one definition.
 //
+// Every absl::Time here is on the clock's monotonic timeline
+// (Clock::MonotonicNow), never the wall clock.
+//
 // Thread-safety: `key` and `id` are immutable; everything else is guarded by
 // `mu`. Lock order: an entry's `mu`, then the cache's scheduler (never two
 // entries at once, never the cache's entry map while holding `mu`).
@@ -39,15 +42,22 @@ struct CacheWaiter {
 enum class FetchState { kIdle, kQueued, kRunning };
 
 struct CacheEntry {
-  CacheEntry(CacheKey k, uint64_t i) : key(std::move(k)), id(i) {}
+  CacheEntry(CacheKey k, uint64_t i, std::string c)
+      : key(std::move(k)), id(i), creator(std::move(c)) {}
 
   const CacheKey key;
   const uint64_t id;  // names the entry's timer and work in the scheduler
+  // The caller identity whose request created the entry (its slot under
+  // limits.max_scope_sets_per_caller); empty for the broker's own work.
+  const std::string creator;
   Mutex mu;
   TokenPtr token ABSL_GUARDED_BY(mu);
   uint64_t last_version ABSL_GUARDED_BY(mu) = 0;
   FetchState fetch_state ABSL_GUARDED_BY(mu) = FetchState::kIdle;
   bool queued_urgent ABSL_GUARDED_BY(mu) = false;
+  // The broker asked for the entry's first token (Prefetch): the queued
+  // fetch is wanted although nobody waits for it. Cleared when it starts.
+  bool prefetch_requested ABSL_GUARDED_BY(mu) = false;
   bool removed ABSL_GUARDED_BY(mu) = false;
   absl::Status last_error ABSL_GUARDED_BY(mu);
   int consecutive_failures ABSL_GUARDED_BY(mu) = 0;

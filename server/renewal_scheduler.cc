@@ -87,7 +87,7 @@ uint64_t RenewalScheduler::PopWorkLocked() {
 void RenewalScheduler::TimerLoop() {
   mu_.Lock();
   while (!stopping_) {
-    const absl::Time now = clock_->Now();
+    const absl::Time now = clock_->MonotonicNow();
     std::vector<Task> due_tasks;
     while (!due_.empty() && due_.begin()->first <= now) {
       const uint64_t id = due_.begin()->second;

@@ -5,7 +5,7 @@
 // queued work promoted or withdrawn.
 //
 //   RenewalScheduler scheduler(&clock, /*workers=*/8);
-//   scheduler.ScheduleAt(id, clock.Now() + absl::Minutes(45),
+//   scheduler.ScheduleAt(id, clock.MonotonicNow() + absl::Minutes(45),
 //                        [] { /* on the timer thread: decide, then Submit */ });
 //   scheduler.Submit(id, RenewalScheduler::Priority::kUrgent,
 //                    [] { /* on a worker thread: the request to Treezor */ });
@@ -17,8 +17,10 @@
 //    the first task, and moves it to the urgent queue when asked to (never
 //    back). Workers take urgent work before background work, each queue in
 //    FIFO order. The worker count bounds the tasks running at once.
-//  - The timer sleeps until the earliest due time on real time; when the
-//    clock jumps (a fake clock in tests) its owner calls Wake().
+//  - Due times are on the clock's monotonic timeline (Clock::MonotonicNow),
+//    so a wall-clock step neither fires nor delays a timer. The timer
+//    sleeps until the earliest due time on real time; when the clock jumps
+//    (a fake clock in tests) its owner calls Wake().
 //
 // Thread-safety: all methods are thread-safe and may be called from tasks.
 // Tasks run without the scheduler's lock; callers may hold their own locks
@@ -56,7 +58,7 @@ class RenewalScheduler {
   RenewalScheduler(const RenewalScheduler&) = delete;
   RenewalScheduler& operator=(const RenewalScheduler&) = delete;
 
-  // Runs `on_due` on the timer thread once the clock reaches `due`,
+  // Runs `on_due` on the timer thread once clock->MonotonicNow() reaches `due`,
   // replacing any earlier timer of `id`.
   void ScheduleAt(uint64_t id, absl::Time due, Task on_due)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/cache_errors.h"
 #include "server/logging.h"
+#include "server/quote.h"
 #include "server/renewal_policy.h"
 
 namespace treezor::broker {
@@ -22,9 +23,11 @@ const char* EntryStateName(EntrySnapshot::State state) {
 }
 
 TokenCache::TokenCache(TokenFetcher* fetcher, const RenewalSettings& renewal,
-                       int max_concurrent_fetches, Options options)
+                       int max_concurrent_fetches, Options options,
+                       const LimitsSettings& limits)
     : fetcher_(fetcher),
       renewal_(renewal),
+      limits_(limits),
       options_(std::move(options)),
       scheduler_(options_.clock, max_concurrent_fetches) {
   MutexLock lock(&random_mu_);
@@ -51,15 +54,60 @@ TokenCache::EntryPtr TokenCache::Find(const CacheKey& key) const {
 
 TokenCache::EntryPtr TokenCache::FindOrCreate(const CacheKey& key) {
   MutexLock lock(&entries_mu_);
-  auto [it, inserted] = entries_.try_emplace(key);
-  if (inserted) it->second = std::make_shared<Entry>(key, next_entry_id_++);
-  return it->second;
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+  return InsertEntryLocked(key, /*creator=*/"");
+}
+
+absl::StatusOr<TokenCache::EntryPtr> TokenCache::FindOrCreateWithinLimits(
+    const CacheKey& key, const std::string& caller) {
+  MutexLock lock(&entries_mu_);
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+  const auto tenant = entries_per_tenant_.find(key.tenant);
+  if (tenant != entries_per_tenant_.end() &&
+      tenant->second >= limits_.max_scope_sets_per_tenant) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "limits.maxScopeSetsPerTenant (", limits_.max_scope_sets_per_tenant,
+        ") reached for tenant ", Quote(key.tenant)));
+  }
+  if (!caller.empty()) {
+    const auto mine = entries_per_caller_.find(caller);
+    if (mine != entries_per_caller_.end() &&
+        mine->second >= limits_.max_scope_sets_per_caller) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "limits.maxScopeSetsPerCaller (", limits_.max_scope_sets_per_caller,
+          ") reached for caller ", Quote(caller, 128)));
+    }
+  }
+  return InsertEntryLocked(key, caller);
+}
+
+TokenCache::EntryPtr TokenCache::InsertEntryLocked(const CacheKey& key,
+                                                   const std::string& creator) {
+  auto entry = std::make_shared<Entry>(key, next_entry_id_++, creator);
+  entries_.emplace(key, entry);
+  ++entries_per_tenant_[key.tenant];
+  if (!creator.empty()) ++entries_per_caller_[creator];
+  return entry;
+}
+
+void TokenCache::EraseEntryLocked(
+    absl::flat_hash_map<CacheKey, EntryPtr>::iterator it) {
+  const EntryPtr& entry = it->second;
+  if (--entries_per_tenant_[entry->key.tenant] <= 0) {
+    entries_per_tenant_.erase(entry->key.tenant);
+  }
+  if (!entry->creator.empty() && --entries_per_caller_[entry->creator] <= 0) {
+    entries_per_caller_.erase(entry->creator);
+  }
+  entries_.erase(it);
 }
 
 void TokenCache::RemoveEntry(const EntryPtr& entry) {
   MutexLock lock(&entries_mu_);
   auto it = entries_.find(entry->key);
-  if (it != entries_.end() && it->second == entry) entries_.erase(it);
+  if (it != entries_.end() && it->second == entry) EraseEntryLocked(it);
 }
 
 std::vector<TokenCache::EntryPtr> TokenCache::EntriesOf(
@@ -82,7 +130,13 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
   // An entry removed by RemoveTenant between lookup and lock is replaced by
   // a new one; the loop runs at most twice in practice.
   for (;;) {
-    entry = FindOrCreate(key);
+    absl::StatusOr<EntryPtr> found = FindOrCreateWithinLimits(key, options.caller);
+    if (!found.ok()) {
+      answer = found.status();
+      answered = true;
+      break;
+    }
+    entry = *std::move(found);
     MutexLock lock(&entry->mu);
     if (entry->removed) continue;
     if (shutting_down_.load()) {
@@ -90,15 +144,15 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
       answered = true;
       break;
     }
-    const absl::Time now = options_.clock->Now();
+    const absl::Time now = options_.clock->MonotonicNow();
     entry->last_used = now;
     const bool wants_replacement =
         !options.rejected_token_sha256.empty() &&
         ReportTriggersFetchLocked(*entry, options.rejected_token_sha256, now);
     const CachedToken* token = entry->token.get();
     if (!wants_replacement && token != nullptr &&
-        now < UsableUntil(renewal_, token->token) &&
-        token->token.expires_at - now >= options.min_ttl) {
+        now < UsableUntil(renewal_, token->SteadyTiming()) &&
+        token->steady_expires_at - now >= options.min_ttl) {
       if (entry->consecutive_failures > 0) ++entry->served_while_failing;
       answer = entry->token;
       answered = true;
@@ -155,6 +209,7 @@ void TokenCache::CancelWaiter(const CacheKey& key, uint64_t waiter) {
   EntryPtr entry = Find(key);
   if (entry == nullptr) return;
   Callback done;
+  bool dropped = false;
   {
     MutexLock lock(&entry->mu);
     auto it = std::find_if(
@@ -163,8 +218,39 @@ void TokenCache::CancelWaiter(const CacheKey& key, uint64_t waiter) {
     if (it == entry->waiters.end()) return;
     done = std::move(it->done);
     entry->waiters.erase(it);
+    // The last one leaving a queued fetch nobody else wants withdraws it. If
+    // a worker has already taken it, BeginFetch drops it instead.
+    const absl::Time now = options_.clock->MonotonicNow();
+    if (entry->fetch_state == internal::FetchState::kQueued &&
+        !WantedLocked(*entry, now) && scheduler_.CancelWork(entry->id)) {
+      DropFetchLocked(entry, now);
+      dropped = true;
+    }
   }
   done(absl::CancelledError("the caller went away"));
+  if (dropped && observer_ != nullptr) observer_->OnFetchDropped(key);
+}
+
+bool TokenCache::WantedLocked(const Entry& entry, absl::Time now) const {
+  if (!entry.waiters.empty() || !entry.refresh_waiters.empty() ||
+      !entry.subscribers.empty() || entry.prefetch_requested) {
+    return true;
+  }
+  return entry.token != nullptr && now - entry.last_used < renewal_.idle_timeout;
+}
+
+void TokenCache::DropFetchLocked(const EntryPtr& entry, absl::Time now) {
+  entry->fetch_state = internal::FetchState::kIdle;
+  entry->queued_urgent = false;
+  fetches_dropped_.fetch_add(1);
+  // No timer planned: one must come to drop the entry once idle, or it
+  // would hold its slot under the caps for ever.
+  if (entry->renew_at <= now || entry->renew_at == absl::InfiniteFuture()) {
+    ScheduleLocked(entry, entry->last_used + renewal_.idle_timeout);
+  }
+  LogInfo("queued token fetch dropped: nobody wants it any more",
+          {{"tenant", entry->key.tenant},
+           {"scopes", entry->key.scopes.ToOAuthString()}});
 }
 
 absl::StatusOr<TokenCache::TokenPtr> TokenCache::Get(const CacheKey& key,
@@ -195,8 +281,11 @@ absl::StatusOr<TokenCache::TokenPtr> TokenCache::Get(const CacheKey& key,
 void TokenCache::Prefetch(const CacheKey& key) {
   EntryPtr entry = FindOrCreate(key);
   MutexLock lock(&entry->mu);
-  entry->last_used = options_.clock->Now();
-  if (entry->token == nullptr) StartFetchLocked(entry, /*urgent=*/false);
+  entry->last_used = options_.clock->MonotonicNow();
+  if (entry->token == nullptr) {
+    entry->prefetch_requested = true;
+    StartFetchLocked(entry, /*urgent=*/false);
+  }
 }
 
 void TokenCache::RefreshAsync(const CacheKey& key, Callback done) {
@@ -221,7 +310,7 @@ uint64_t TokenCache::Subscribe(const CacheKey& key, uint64_t after_version,
     MutexLock lock(&entry->mu);
     handle = entry->next_subscriber++;
     entry->subscribers.emplace(handle, on_token);
-    entry->last_used = options_.clock->Now();
+    entry->last_used = options_.clock->MonotonicNow();
     if (entry->token != nullptr && entry->token->version > after_version) {
       current = entry->token;
     } else if (entry->token == nullptr) {
@@ -238,7 +327,7 @@ void TokenCache::Unsubscribe(const CacheKey& key, uint64_t handle) {
   MutexLock lock(&entry->mu);
   entry->subscribers.erase(handle);
   // The idle period starts when the last watcher leaves.
-  entry->last_used = options_.clock->Now();
+  entry->last_used = options_.clock->MonotonicNow();
 }
 
 void TokenCache::StartFetchLocked(const EntryPtr& entry, bool urgent) {
@@ -272,15 +361,22 @@ void TokenCache::OnDue(const EntryPtr& entry) {
   {
     MutexLock lock(&entry->mu);
     if (entry->removed) return;
-    const absl::Time now = options_.clock->Now();
+    const absl::Time now = options_.clock->MonotonicNow();
+    // A timer replaced after it fired (a fetch set a later one meanwhile).
+    if (entry->renew_at > now) return;
     const bool idle = entry->waiters.empty() && entry->subscribers.empty() &&
                       entry->refresh_waiters.empty() &&
                       now - entry->last_used >= renewal_.idle_timeout;
     if (idle) {
       entry->removed = true;
       drop = true;
-    } else {
+    } else if (WantedLocked(*entry, now)) {
       StartFetchLocked(entry, /*urgent=*/false);
+    } else {
+      // Never produced a token and nobody waits: no background retry (the
+      // next caller starts again after the backoff); check again once it
+      // may have become idle.
+      ScheduleLocked(entry, entry->last_used + renewal_.idle_timeout);
     }
   }
   if (drop) {
@@ -299,7 +395,7 @@ void TokenCache::RemoveTenant(const std::string& tenant) {
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (it->first.tenant == tenant) {
         removed.push_back(it->second);
-        entries_.erase(it++);
+        EraseEntryLocked(it++);
       } else {
         ++it;
       }
@@ -340,6 +436,9 @@ void TokenCache::FetchTenantNow(const std::string& tenant, bool only_failing) {
     MutexLock lock(&entry->mu);
     if (only_failing && entry->consecutive_failures == 0) continue;
     entry->retry_not_before = absl::InfinitePast();
+    // Nobody wants it (no token in use, nobody waiting): the next caller
+    // fetches at once, without the backoff.
+    if (!WantedLocked(*entry, options_.clock->MonotonicNow())) continue;
     StartFetchLocked(entry, /*urgent=*/false);
   }
 }
@@ -351,19 +450,25 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
     entries.reserve(entries_.size());
     for (const auto& [key, entry] : entries_) entries.push_back(entry);
   }
-  const absl::Time now = options_.clock->Now();
+  // Entries keep monotonic times; the snapshot speaks wall-clock time.
+  const absl::Time now = options_.clock->MonotonicNow();
+  const absl::Time wall_now = options_.clock->Now();
+  const auto wall = [&](absl::Time t) { return wall_now + (t - now); };
   std::vector<EntrySnapshot> out;
   out.reserve(entries.size());
   for (const auto& entry : entries) {
     MutexLock lock(&entry->mu);
     EntrySnapshot s;
     s.key = entry->key;
-    const bool usable = entry->token != nullptr &&
-                        now < UsableUntil(renewal_, entry->token->token);
+    const absl::Time usable_until =
+        entry->token == nullptr
+            ? absl::InfinitePast()
+            : UsableUntil(renewal_, entry->token->SteadyTiming());
+    const bool usable = now < usable_until;
     if (entry->token != nullptr) {
       s.token_fingerprint = entry->token->fingerprint;
       s.expires_at = entry->token->token.expires_at;
-      s.usable_until = UsableUntil(renewal_, entry->token->token);
+      s.usable_until = wall(usable_until);
     }
     if (!usable) {
       s.state = entry->consecutive_failures > 0 || entry->token != nullptr
@@ -376,9 +481,9 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
     } else {
       s.state = EntrySnapshot::State::kFresh;
     }
-    s.last_renewal = entry->last_renewal;
-    s.renew_at = entry->renew_at;
-    s.last_used = entry->last_used;
+    s.last_renewal = wall(entry->last_renewal);
+    s.renew_at = wall(entry->renew_at);
+    s.last_used = wall(entry->last_used);
     s.last_error = entry->last_error;
     s.consecutive_failures = entry->consecutive_failures;
     s.fetch_count = entry->fetch_count;

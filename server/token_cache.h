@@ -130,13 +130,19 @@ class TokenCache {
     virtual void OnFetchDone(const CacheKey& key, const FetchReport& report) {}
     // An idle entry was dropped instead of renewed.
     virtual void OnEntryDropped(const CacheKey& key) {}
+    // A queued fetch nobody wanted any more was dropped before reaching
+    // Treezor.
+    virtual void OnFetchDropped(const CacheKey& key) {}
   };
 
   // `fetcher` must outlive the cache. `max_concurrent_fetches` worker
   // threads (at least one): the bound on concurrent requests to Treezor.
   // Starts the threads.
+  // `limits`: max_scope_sets_per_tenant / _per_caller (the rest is not the
+  // cache's).
   TokenCache(TokenFetcher* fetcher, const RenewalSettings& renewal,
-             int max_concurrent_fetches, Options options);
+             int max_concurrent_fetches, Options options,
+             const LimitsSettings& limits = {});
   // Stops the threads; waiters still pending get UNAVAILABLE.
   ~TokenCache();
 
@@ -149,6 +155,11 @@ class TokenCache {
   // A token Treezor issues for less than renewal.min_token_lifetime is a
   // failed fetch (UNAVAILABLE naming the lifetime and the setting, outcome
   // "short_lifetime", normal backoff), never served nor renewed at once.
+  // RESOURCE_EXHAUSTED when the request would create an entry past
+  // limits.max_scope_sets_per_tenant, or past limits.max_scope_sets_per_caller
+  // entries created by `options.caller` and still alive (entries it merely
+  // shares, and the broker's own, count for nobody); an entry dropped as
+  // idle or removed with its tenant frees its slot.
   // Returns the waiter's id when `done` will be called later (for
   // CancelWaiter), 0 when it has already been called.
   uint64_t GetAsync(const CacheKey& key, const GetOptions& options,
@@ -202,6 +213,8 @@ class TokenCache {
 
   // Requests to Treezor running right now.
   int fetches_in_flight() const { return in_flight_.load(); }
+  // Queued fetches dropped, since start, because nobody wanted them any more.
+  int64_t fetches_dropped() const { return fetches_dropped_.load(); }
 
   // Set before traffic starts; not owned.
   void SetObserver(Observer* observer) { observer_ = observer; }
@@ -221,7 +234,17 @@ class TokenCache {
   using Entry = internal::CacheEntry;
   using EntryPtr = std::shared_ptr<Entry>;
 
+  // For the broker's own work (prefetch, subscriptions, admin refresh):
+  // outside the caps.
   EntryPtr FindOrCreate(const CacheKey& key) ABSL_LOCKS_EXCLUDED(entries_mu_);
+  // For a caller's GetAsync: a new entry must fit under the caps.
+  absl::StatusOr<EntryPtr> FindOrCreateWithinLimits(const CacheKey& key,
+                                                    const std::string& caller)
+      ABSL_LOCKS_EXCLUDED(entries_mu_);
+  EntryPtr InsertEntryLocked(const CacheKey& key, const std::string& creator)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entries_mu_);
+  void EraseEntryLocked(absl::flat_hash_map<CacheKey, EntryPtr>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entries_mu_);
   EntryPtr Find(const CacheKey& key) const ABSL_LOCKS_EXCLUDED(entries_mu_);
   void RemoveEntry(const EntryPtr& entry) ABSL_LOCKS_EXCLUDED(entries_mu_);
   std::vector<EntryPtr> EntriesOf(const std::string& tenant) const
@@ -237,6 +260,15 @@ class TokenCache {
   bool ReportTriggersFetchLocked(Entry& entry, const std::string& sha256_hex,
                                  absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // Whether a fetch for the entry is still worth doing now: someone waits
+  // or watches, a Prefetch asked for it, or its token is in use.
+  bool WantedLocked(const Entry& entry, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // The entry's queued fetch is not wanted: marks it idle and counts it (the
+  // caller has withdrawn it from the scheduler or is the worker that took
+  // it), and makes sure a timer will drop the entry once idle.
+  void DropFetchLocked(const EntryPtr& entry, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Sets the entry's one timer (replacing any earlier one).
   void ScheduleLocked(const EntryPtr& entry, absl::Time due)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
@@ -252,8 +284,9 @@ class TokenCache {
   // entry, then answer everyone it concerns.
   void RunFetch(const EntryPtr& entry);
   // Marks the queued fetch running and builds the request; false if the
-  // queue item is stale or the entry gone.
-  bool BeginFetch(const EntryPtr& entry, FetchRequest* request)
+  // queue item is stale, the entry gone, or the fetch no longer wanted (then
+  // `*dropped` is set: it was dropped, see DropFetchLocked).
+  bool BeginFetch(const EntryPtr& entry, FetchRequest* request, bool* dropped)
       ABSL_LOCKS_EXCLUDED(entry->mu);
   FetchOutcome CallFetcher(const FetchRequest& request);
   // A token whose lifetime (expires_at - obtained_at, as the fetcher
@@ -278,17 +311,24 @@ class TokenCache {
 
   TokenFetcher* const fetcher_;
   const RenewalSettings renewal_;
+  const LimitsSettings limits_;
   const Options options_;
   Observer* observer_ = nullptr;
 
   mutable Mutex entries_mu_;
   absl::flat_hash_map<CacheKey, EntryPtr> entries_ ABSL_GUARDED_BY(entries_mu_);
   uint64_t next_entry_id_ ABSL_GUARDED_BY(entries_mu_) = 1;
+  // Live entries by tenant and by creating caller (the caps' accounting).
+  absl::flat_hash_map<std::string, int> entries_per_tenant_
+      ABSL_GUARDED_BY(entries_mu_);
+  absl::flat_hash_map<std::string, int> entries_per_caller_
+      ABSL_GUARDED_BY(entries_mu_);
 
   Mutex random_mu_;
   std::function<double()> random_unit_ ABSL_GUARDED_BY(random_mu_);
 
   std::atomic<int> in_flight_{0};
+  std::atomic<int64_t> fetches_dropped_{0};
   // Set first thing in Shutdown(); read under an entry's lock, so a caller
   // either sees it or is among the waiters Shutdown() answers.
   std::atomic<bool> shutting_down_{false};

@@ -37,22 +37,35 @@ struct TokenCache::Publication {
 
 void TokenCache::RunFetch(const EntryPtr& entry) {
   FetchRequest request;
-  if (!BeginFetch(entry, &request)) return;
+  bool dropped = false;
+  if (!BeginFetch(entry, &request, &dropped)) {
+    if (dropped && observer_ != nullptr) observer_->OnFetchDropped(entry->key);
+    return;
+  }
   FetchOutcome outcome = CallFetcher(request);
   Publication publication = ApplyOutcome(entry, request, outcome);
   Publish(entry, outcome.report, publication);
 }
 
-bool TokenCache::BeginFetch(const EntryPtr& entry, FetchRequest* request) {
+bool TokenCache::BeginFetch(const EntryPtr& entry, FetchRequest* request,
+                            bool* dropped) {
   MutexLock lock(&entry->mu);
   // A queue item made stale by a fetch that already ran, or a removed entry.
   if (entry->fetch_state != internal::FetchState::kQueued || entry->removed) {
     return false;
   }
+  const absl::Time now = options_.clock->MonotonicNow();
+  // The last check before Treezor: whoever wanted this fetch may have left
+  // while it was queued.
+  if (!WantedLocked(*entry, now)) {
+    DropFetchLocked(entry, now);
+    *dropped = true;
+    return false;
+  }
   entry->fetch_state = internal::FetchState::kRunning;
+  entry->prefetch_requested = false;
   request->tenant = entry->key.tenant;
   request->scopes = entry->key.scopes;
-  const absl::Time now = options_.clock->Now();
   if (!entry->refresh_token.empty() &&
       now - entry->chain_started_at < renewal_.refresh_token_max_age) {
     request->refresh_token = entry->refresh_token;
@@ -61,11 +74,13 @@ bool TokenCache::BeginFetch(const EntryPtr& entry, FetchRequest* request) {
 }
 
 TokenCache::FetchOutcome TokenCache::CallFetcher(const FetchRequest& request) {
-  const absl::Time started = options_.clock->Now();
+  const absl::Time started = options_.clock->MonotonicNow();
   in_flight_.fetch_add(1);
   FetchResult result = fetcher_->Fetch(request);
   in_flight_.fetch_sub(1);
-  const absl::Time finished = options_.clock->Now();
+  // When the answer arrived, on the monotonic timeline: the token's life
+  // is counted from here.
+  const absl::Time finished = options_.clock->MonotonicNow();
   RefuseShortLifetime(request, result);
   FetchReport report{result.token.status(), result.outcome, result.grant_type,
                      finished - started};
@@ -111,7 +126,7 @@ TokenCache::Publication TokenCache::ApplyOutcome(const EntryPtr& entry,
     return out;
   } else if (result.token.ok()) {
     StoreTokenLocked(*entry, request, *std::move(result.token), out.now, out);
-    ScheduleLocked(entry, RenewAt(renewal_, out.fresh->token,
+    ScheduleLocked(entry, RenewAt(renewal_, out.fresh->SteadyTiming(),
                                   Random() * 2.0 - 1.0));
   } else {
     RecordFailureLocked(*entry, result, out.now, out);
@@ -135,6 +150,8 @@ void TokenCache::StoreTokenLocked(Entry& entry, const FetchRequest& request,
   cached->version = ++entry.last_version;
   cached->sha256_hex = TokenSha256Hex(cached->token.access_token);
   cached->fingerprint = cached->sha256_hex.substr(0, 12);
+  cached->steady_obtained_at = now;
+  cached->steady_expires_at = now + cached->token.lifetime();
   if (cached->token.refresh_token.empty()) {
     entry.refresh_token.clear();
   } else {
@@ -172,7 +189,8 @@ void TokenCache::RecordFailureLocked(Entry& entry, const FetchResult& result,
                          result.retry_after);
   entry.retry_not_before = now + delay;
   const bool serving_cached =
-      entry.token != nullptr && now < UsableUntil(renewal_, entry.token->token);
+      entry.token != nullptr &&
+      now < UsableUntil(renewal_, entry.token->SteadyTiming());
   LogWarning("token fetch failed; will retry",
              {{"tenant", entry.key.tenant},
               {"scopes", entry.key.scopes.ToOAuthString()},
@@ -191,10 +209,10 @@ void TokenCache::Publish(const EntryPtr& entry, const FetchReport& report,
   for (internal::CacheWaiter& waiter : publication.waiters) {
     if (fresh == nullptr) {
       waiter.done(CallerError(publication.error));
-    } else if (fresh->token.expires_at - now < waiter.min_ttl ||
-               now >= UsableUntil(renewal_, fresh->token)) {
+    } else if (fresh->steady_expires_at - now < waiter.min_ttl ||
+               now >= UsableUntil(renewal_, fresh->SteadyTiming())) {
       waiter.done(
-          MinTtlOutOfRange(waiter.min_ttl, fresh->token.expires_at - now));
+          MinTtlOutOfRange(waiter.min_ttl, fresh->steady_expires_at - now));
     } else {
       waiter.done(fresh);
     }

@@ -96,38 +96,51 @@ class RenewalSchedulerTest : public ::testing::Test {
 
 TEST_F(RenewalSchedulerTest, TimerRunsWhenTheClockReachesItsDueTime) {
   Start(1);
-  scheduler_->ScheduleAt(1, clock_.Now() + absl::Minutes(45),
+  scheduler_->ScheduleAt(1, clock_.MonotonicNow() + absl::Minutes(45),
                          journal_.Note("due"));
   clock_.Advance(absl::Minutes(44));
   // The timer thread re-read the clock (Wake) and found nothing due: a
   // second timer due now runs first, proving the first one was skipped.
-  scheduler_->ScheduleAt(2, clock_.Now(), journal_.Note("now"));
+  scheduler_->ScheduleAt(2, clock_.MonotonicNow(), journal_.Note("now"));
   ASSERT_TRUE(journal_.WaitForCount(1));
   clock_.Advance(absl::Minutes(1));
   ASSERT_TRUE(journal_.WaitForCount(2));
   EXPECT_THAT(journal_.ran(), ElementsAre("now", "due"));
 }
 
+TEST_F(RenewalSchedulerTest, WallClockStepsNeitherFireNorDelayTimers) {
+  Start(1);
+  scheduler_->ScheduleAt(1, clock_.MonotonicNow() + absl::Minutes(45),
+                         journal_.Note("due"));
+  clock_.StepWallClock(absl::Hours(2));  // forward: nothing is due yet
+  scheduler_->ScheduleAt(2, clock_.MonotonicNow(), journal_.Note("marker"));
+  ASSERT_TRUE(journal_.WaitForCount(1));
+  clock_.StepWallClock(-absl::Hours(5));  // backward: still due on time
+  clock_.Advance(absl::Minutes(45));
+  ASSERT_TRUE(journal_.WaitForCount(2));
+  EXPECT_THAT(journal_.ran(), ElementsAre("marker", "due"));
+}
+
 TEST_F(RenewalSchedulerTest, ScheduleAtReplacesTheIdsEarlierTimer) {
   Start(1);
-  scheduler_->ScheduleAt(1, clock_.Now() + absl::Minutes(1),
+  scheduler_->ScheduleAt(1, clock_.MonotonicNow() + absl::Minutes(1),
                          journal_.Note("first"));
-  scheduler_->ScheduleAt(1, clock_.Now() + absl::Minutes(2),
+  scheduler_->ScheduleAt(1, clock_.MonotonicNow() + absl::Minutes(2),
                          journal_.Note("second"));
   clock_.Advance(absl::Minutes(2));
   ASSERT_TRUE(journal_.WaitForCount(1));
-  scheduler_->ScheduleAt(9, clock_.Now(), journal_.Note("marker"));
+  scheduler_->ScheduleAt(9, clock_.MonotonicNow(), journal_.Note("marker"));
   ASSERT_TRUE(journal_.WaitForCount(2));
   EXPECT_THAT(journal_.ran(), ElementsAre("second", "marker"));
 }
 
 TEST_F(RenewalSchedulerTest, CancelledTimerNeverRuns) {
   Start(1);
-  scheduler_->ScheduleAt(1, clock_.Now() + absl::Minutes(1),
+  scheduler_->ScheduleAt(1, clock_.MonotonicNow() + absl::Minutes(1),
                          journal_.Note("cancelled"));
   scheduler_->CancelTimer(1);
   clock_.Advance(absl::Minutes(5));
-  scheduler_->ScheduleAt(2, clock_.Now(), journal_.Note("marker"));
+  scheduler_->ScheduleAt(2, clock_.MonotonicNow(), journal_.Note("marker"));
   ASSERT_TRUE(journal_.WaitForCount(1));
   EXPECT_THAT(journal_.ran(), ElementsAre("marker"));
 }
@@ -204,7 +217,7 @@ TEST_F(RenewalSchedulerTest, ShutdownDropsQueuedWorkAndTimersAndWaitsForRunningT
   scheduler_->Submit(2, Priority::kUrgent,
                      [guard = std::make_shared<OpenWhenDropped>(&journal_),
                       note = journal_.Note("queued")] { note(); });
-  scheduler_->ScheduleAt(3, clock_.Now() + absl::Minutes(1),
+  scheduler_->ScheduleAt(3, clock_.MonotonicNow() + absl::Minutes(1),
                          journal_.Note("timer"));
   scheduler_->Shutdown();  // returns once the running task is done
   clock_.Advance(absl::Minutes(2));
@@ -215,9 +228,9 @@ TEST_F(RenewalSchedulerTest, ShutdownDropsQueuedWorkAndTimersAndWaitsForRunningT
 
 TEST_F(RenewalSchedulerTest, TasksMaySubmitAndScheduleMoreWork) {
   Start(1);
-  scheduler_->ScheduleAt(1, clock_.Now(), [this] {
+  scheduler_->ScheduleAt(1, clock_.MonotonicNow(), [this] {
     scheduler_->Submit(1, Priority::kBackground, [this] {
-      scheduler_->ScheduleAt(1, clock_.Now() + absl::Minutes(45),
+      scheduler_->ScheduleAt(1, clock_.MonotonicNow() + absl::Minutes(45),
                              journal_.Note("next due"));
       journal_.Note("renewed")();
     });

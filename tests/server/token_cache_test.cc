@@ -59,6 +59,19 @@ class FetchWaiter : public TokenCache::Observer {
     ++dropped_;
     cv_.SignalAll();
   }
+  void OnFetchDropped(const CacheKey&) override {
+    MutexLock lock(&mu_);
+    ++fetches_dropped_;
+    cv_.SignalAll();
+  }
+  bool WaitForDroppedFetches(int n,
+                             absl::Duration timeout = absl::Seconds(10)) {
+    MutexLock lock(&mu_);
+    return cv_.WaitUntil(&mu_, absl::Now() + timeout,
+                         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                           return fetches_dropped_ >= n;
+                         });
+  }
   bool WaitForDrops(int n, absl::Duration timeout = absl::Seconds(10)) {
     MutexLock lock(&mu_);
     return cv_.WaitUntil(&mu_, absl::Now() + timeout,
@@ -73,6 +86,7 @@ class FetchWaiter : public TokenCache::Observer {
   int done_ ABSL_GUARDED_BY(mu_) = 0;
   int succeeded_ ABSL_GUARDED_BY(mu_) = 0;
   int dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  int fetches_dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> outcomes_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -111,11 +125,12 @@ class TokenCacheTest : public ::testing::Test {
   // Jitter sample 0.5 maps to no jitter: renewal exactly at 75% of the
   // lifetime, backoff at half its ceiling.
   void MakeCache(RenewalSettings renewal = {}, int workers = 4,
-                 double random = 0.5) {
+                 double random = 0.5, LimitsSettings limits = {}) {
     TokenCache::Options options;
     options.clock = &clock_;
     options.random_unit = [random] { return random; };
-    cache_ = std::make_unique<TokenCache>(&fetcher_, renewal, workers, options);
+    cache_ = std::make_unique<TokenCache>(&fetcher_, renewal, workers, options,
+                                          limits);
     cache_->SetObserver(&fetches_);
     clock_.AddListener([this] { cache_->Wake(); });
   }
@@ -336,8 +351,10 @@ TEST_F(TokenCacheTest, CallersDuringBackoffGetTheErrorWithoutNewFetches) {
   // Retry-After (30s) beats the 1s backoff.
   EXPECT_EQ(cache_->Snapshot()[0].renew_at, clock_.Now() + absl::Seconds(30));
   clock_.Advance(absl::Seconds(30));
-  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  // The entry never had a token and nobody waits: the next caller starts
+  // again (no background retry, issue 11 item 3).
   EXPECT_OK(Get(key_));
+  EXPECT_EQ(fetcher_.calls(), 2);
 }
 
 TEST_F(TokenCacheTest, RefusedCredentialsAreNotHammered) {
@@ -362,8 +379,9 @@ TEST_F(TokenCacheTest, RetryTenantNowSkipsTheBackoff) {
   EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kFailedPrecondition,
                                   HasSubstr("refused")));
   cache_->RetryTenantNow("acme");
-  ASSERT_TRUE(fetches_.WaitForFetches(2));
+  // Nobody waits for that entry: the backoff is lifted for the next caller.
   EXPECT_OK(Get(key_));
+  EXPECT_EQ(fetcher_.calls(), 2);
 }
 
 TEST_F(TokenCacheTest, BackoffGrowsExponentiallyUpToTheCap) {
@@ -379,6 +397,10 @@ TEST_F(TokenCacheTest, BackoffGrowsExponentiallyUpToTheCap) {
     const absl::Duration d = cache_->Snapshot()[0].renew_at - clock_.Now();
     delays.push_back(d);
     clock_.Advance(d);
+    // No token ever, nobody waiting: no background retry; the next caller
+    // after the backoff starts again (issue 11 item 3).
+    EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable,
+                                    HasSubstr("down")));
     ASSERT_TRUE(fetches_.WaitForFetches(i + 1));
   }
   EXPECT_THAT(delays, ::testing::ElementsAre(absl::Seconds(1), absl::Seconds(2),
@@ -567,6 +589,114 @@ TEST_F(TokenCacheTest, ShortLivedRenewalKeepsServingTheValidToken) {
   EXPECT_EQ(fetcher_.calls(), 2);
 }
 
+// Issue 10 item 6: expiry is decided on the monotonic clock.
+TEST_F(TokenCacheTest, BackwardWallClockStepDoesNotMakeAnExpiredTokenLookValid) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  fetcher_.SetPersistentError(absl::UnavailableError("HTTP 503"));
+  clock_.Advance(absl::Hours(1));  // expired; renewals kept failing
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("503")));
+  clock_.StepWallClock(-absl::Hours(2));
+  const auto after_step = Get(key_);
+  EXPECT_THAT(after_step, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("503")));
+  EXPECT_EQ(cache_->Snapshot()[0].state, EntrySnapshot::State::kExpired);
+}
+
+TEST_F(TokenCacheTest, ForwardWallClockStepDoesNotExpireAValidToken) {
+  MakeCache();
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  clock_.StepWallClock(absl::Hours(3));
+  ASSERT_OK_AND_ASSIGN(TokenPtr same, Get(key_));
+  EXPECT_EQ(same, first);
+  // Nor is the renewal brought forward: it stays 45 min after the fetch.
+  clock_.Advance(absl::Minutes(44));
+  ASSERT_OK_AND_ASSIGN(same, Get(key_));
+  EXPECT_EQ(same, first);
+  EXPECT_EQ(fetcher_.calls(), 1);
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_TRUE(fetches_.WaitForSuccesses(2));
+  // The API's expires_at stays wall-clock: as the fetcher computed it.
+  ASSERT_OK_AND_ASSIGN(TokenPtr second, Get(key_));
+  EXPECT_EQ(second->token.expires_at, second->token.obtained_at + absl::Hours(1));
+}
+
+TEST_F(TokenCacheTest, SnapshotReportsWallClockTimes) {
+  MakeCache();
+  const absl::Time fetched_at = clock_.Now();
+  ASSERT_OK(Get(key_));
+  const EntrySnapshot s = cache_->Snapshot()[0];
+  EXPECT_EQ(s.expires_at, fetched_at + absl::Hours(1));
+  EXPECT_EQ(s.renew_at, fetched_at + absl::Minutes(45));
+  EXPECT_EQ(s.last_renewal, fetched_at);
+  EXPECT_EQ(s.usable_until, fetched_at + absl::Minutes(59));
+}
+
+// Issue 11 item 2: scope sets are capped per tenant and per caller.
+CacheKey KeyWithScope(const std::string& tenant, int i) {
+  return {tenant, ScopeSet::FromList({absl::StrCat("scope", i)})};
+}
+
+TEST_F(TokenCacheTest, ScopeSetsPerTenantAreCapped) {
+  LimitsSettings limits;
+  limits.max_scope_sets_per_tenant = 3;
+  MakeCache({}, 4, 0.5, limits);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(cache_->Get(KeyWithScope("acme", i),
+                          {.caller = absl::StrCat("caller", i)},
+                          absl::Now() + absl::Seconds(10)));
+  }
+  EXPECT_THAT(cache_->Get(KeyWithScope("acme", 3), {.caller = "caller9"},
+                          absl::Now() + absl::Seconds(10)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("limits.maxScopeSetsPerTenant (3) reached "
+                                 "for tenant \"acme\"")));
+  // Existing entries and other tenants are unaffected.
+  ASSERT_OK(cache_->Get(KeyWithScope("acme", 0), {.caller = "caller9"},
+                        absl::Now() + absl::Seconds(10)));
+  ASSERT_OK(cache_->Get(KeyWithScope("other", 3), {.caller = "caller9"},
+                        absl::Now() + absl::Seconds(10)));
+  EXPECT_EQ(fetcher_.calls(), 4);
+}
+
+TEST_F(TokenCacheTest, ScopeSetsPerCallerCountOnlyEntriesItCreated) {
+  LimitsSettings limits;
+  limits.max_scope_sets_per_caller = 2;
+  MakeCache({}, 4, 0.5, limits);
+  const auto get = [&](const CacheKey& key, const std::string& caller) {
+    return cache_->Get(key, {.caller = caller}, absl::Now() + absl::Seconds(10));
+  };
+  // The broker's own prefetch counts for nobody; sharing it is free.
+  cache_->Prefetch(KeyWithScope("acme", 0));
+  ASSERT_OK(get(KeyWithScope("acme", 0), "mallory"));
+  ASSERT_OK(get(KeyWithScope("acme", 1), "alice"));
+  ASSERT_OK(get(KeyWithScope("acme", 1), "mallory"));  // shared: free
+  ASSERT_OK(get(KeyWithScope("acme", 2), "mallory"));
+  ASSERT_OK(get(KeyWithScope("acme", 3), "mallory"));
+  EXPECT_THAT(get(KeyWithScope("acme", 4), "mallory"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("limits.maxScopeSetsPerCaller (2) reached "
+                                 "for caller \"mallory\"")));
+  ASSERT_OK(get(KeyWithScope("acme", 4), "alice"));
+}
+
+TEST_F(TokenCacheTest, IdleEntriesFreeTheirSlot) {
+  RenewalSettings settings;
+  settings.idle_timeout = absl::Minutes(30);
+  LimitsSettings limits;
+  limits.max_scope_sets_per_tenant = 1;
+  limits.max_scope_sets_per_caller = 1;
+  MakeCache(settings, 4, 0.5, limits);
+  ASSERT_OK(cache_->Get(KeyWithScope("acme", 0), {.caller = "alice"},
+                        absl::Now() + absl::Seconds(10)));
+  EXPECT_THAT(cache_->Get(KeyWithScope("acme", 1), {.caller = "alice"},
+                          absl::Now() + absl::Seconds(10)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("limits.")));
+  clock_.Advance(absl::Minutes(45));  // due, idle: dropped
+  ASSERT_TRUE(fetches_.WaitForDrops(1));
+  ASSERT_OK(cache_->Get(KeyWithScope("acme", 1), {.caller = "alice"},
+                        absl::Now() + absl::Seconds(10)));
+}
+
 TEST_F(TokenCacheTest, IdleEntriesStopBeingRenewedAndAreDropped) {
   RenewalSettings settings;
   settings.idle_timeout = absl::Minutes(30);
@@ -710,6 +840,118 @@ TEST_F(TokenCacheTest, PrefetchWarmsAnEntryWithoutACaller) {
   ASSERT_TRUE(fetches_.WaitForFetches(1));
   ASSERT_OK(Get(key_));
   EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+// Issue 11 item 3: work nobody waits for is not done.
+TEST_F(TokenCacheTest, CancellingTheLastWaiterDropsTheQueuedFetch) {
+  MakeCache({}, /*workers=*/1);
+  fetcher_.Hold();
+  TokenRecorder busy;
+  cache_->GetAsync({"other", ScopeSet()}, {}, busy.Callback());
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));  // the only worker is taken
+  TokenRecorder first, second;
+  const uint64_t a = cache_->GetAsync(key_, {}, first.Callback());
+  const uint64_t b = cache_->GetAsync(key_, {}, second.Callback());
+  cache_->CancelWaiter(key_, a);
+  EXPECT_EQ(cache_->fetches_dropped(), 0);  // someone still waits
+  cache_->CancelWaiter(key_, b);
+  EXPECT_EQ(cache_->fetches_dropped(), 1);
+  fetcher_.Release();
+  ASSERT_TRUE(busy.WaitForCount(1));
+  // A later cold request for another entry runs next on the one worker;
+  // the dropped fetch never reaches Treezor.
+  ASSERT_OK(Get({"third", ScopeSet()}));
+  EXPECT_EQ(fetcher_.calls(), 2);
+  for (const FetchRequest& r : fetcher_.requests()) {
+    EXPECT_NE(r.tenant, "acme");
+  }
+  EXPECT_THAT(first.received()[0], StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+  EXPECT_THAT(second.received()[0], StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+  // The next caller starts again.
+  ASSERT_OK(Get(key_));
+  EXPECT_EQ(fetcher_.calls(), 3);
+}
+
+TEST_F(TokenCacheTest, WorkerDropsAQueuedFetchWhoseWatcherLeft) {
+  MakeCache({}, /*workers=*/1);
+  fetcher_.Hold();
+  TokenRecorder busy;
+  cache_->GetAsync({"other", ScopeSet()}, {}, busy.Callback());
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  // A subscription queues a background fetch of the cold entry, then goes
+  // before it runs: nothing withdraws it, the worker must not send it.
+  TokenRecorder watcher;
+  const uint64_t handle = cache_->Subscribe(key_, 0, watcher.Callback());
+  cache_->Unsubscribe(key_, handle);
+  fetcher_.Release();
+  ASSERT_TRUE(fetches_.WaitForDroppedFetches(1));
+  EXPECT_EQ(cache_->fetches_dropped(), 1);
+  EXPECT_EQ(fetcher_.calls(), 1);
+  EXPECT_THAT(watcher.received(), SizeIs(0));
+}
+
+TEST_F(TokenCacheTest, EntryThatNeverHadATokenIsNotRetriedInTheBackground) {
+  RenewalSettings settings;
+  settings.refused_backoff = absl::Minutes(5);
+  MakeCache(settings, /*workers=*/1);
+  // A scope set Treezor refuses, asked for once by a caller that then left.
+  fetcher_.PushError(absl::FailedPreconditionError(
+      "tenant acme: Treezor refused the scope: invalid_scope"));
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                  HasSubstr("invalid_scope")));
+  // Another entry with a token, due after the refused one's backoff: its
+  // renewal (queued after any retry the timer thread would have queued)
+  // tells when the timer has dealt with both.
+  const CacheKey sentinel{"other", ScopeSet()};
+  ASSERT_OK(Get(sentinel));
+  clock_.Advance(absl::Minutes(46));  // past the backoff and the renewal
+  ASSERT_TRUE(fetches_.WaitForSuccesses(2));
+  ASSERT_OK(Get(sentinel));
+  ASSERT_EQ(fetcher_.calls(), 3);
+  EXPECT_EQ(fetcher_.requests()[2].tenant, "other");
+  // The next caller starts again: the backoff it earned is over.
+  ASSERT_OK(Get(key_));
+  EXPECT_EQ(fetcher_.calls(), 4);
+}
+
+TEST_F(TokenCacheTest, NextCallerOfANeverFilledEntryIsGatedByItsBackoff) {
+  RenewalSettings settings;
+  settings.refused_backoff = absl::Minutes(5);
+  MakeCache(settings);
+  fetcher_.PushError(absl::FailedPreconditionError("invalid_scope"));
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  clock_.Advance(absl::Minutes(4));
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                  HasSubstr("invalid_scope")));
+  EXPECT_EQ(fetcher_.calls(), 1);
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_OK(Get(key_));
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, NeverFilledEntryIsDroppedOnceIdle) {
+  RenewalSettings settings;
+  settings.idle_timeout = absl::Minutes(30);
+  MakeCache(settings);
+  fetcher_.PushError(absl::UnavailableError("HTTP 502"));
+  EXPECT_THAT(Get(key_), StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  clock_.Advance(absl::Minutes(10));  // the retry time: nothing to do
+  clock_.Advance(absl::Minutes(25));  // idle: dropped, its slot freed
+  ASSERT_TRUE(fetches_.WaitForDrops(1));
+  EXPECT_THAT(cache_->Snapshot(), SizeIs(0));
+  EXPECT_EQ(fetcher_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, WatchedEntryWithoutATokenKeepsRetrying) {
+  MakeCache();
+  fetcher_.PushError(absl::UnavailableError("HTTP 502"));
+  TokenRecorder watcher;
+  cache_->Subscribe(key_, 0, watcher.Callback());
+  ASSERT_TRUE(fetches_.WaitForFetches(1));
+  clock_.Advance(absl::Minutes(2));  // past the backoff
+  ASSERT_TRUE(watcher.WaitForCount(1));
+  EXPECT_OK(watcher.received()[0]);
+  EXPECT_EQ(fetcher_.calls(), 2);
 }
 
 }  // namespace
