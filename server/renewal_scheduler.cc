@@ -37,21 +37,24 @@ void RenewalScheduler::RemoveTimerLocked(uint64_t id) {
   timers_.erase(it);
 }
 
-bool RenewalScheduler::Submit(uint64_t id, Priority priority, Task task) {
+bool RenewalScheduler::Submit(uint64_t id, Priority priority,
+                              const std::string& fairness_key, Task task) {
   MutexLock lock(&mu_);
   if (stopping_) return false;
-  auto [it, inserted] = queued_.try_emplace(id, Queued{priority, nullptr});
+  auto [it, inserted] =
+      queued_.try_emplace(id, Queued{priority, fairness_key, nullptr});
   if (inserted) {
     it->second.task = std::move(task);
-    (priority == Priority::kUrgent ? urgent_ : background_).push_back(id);
+    work_.Push(fairness_key, priority, id);
     work_cv_.Signal();
     return true;
   }
   if (priority == Priority::kUrgent &&
       it->second.priority == Priority::kBackground) {
     it->second.priority = Priority::kUrgent;
-    background_.erase(std::find(background_.begin(), background_.end(), id));
-    urgent_.push_back(id);
+    // Same key, so the same lane and turn: only its FIFO changes.
+    work_.Erase(it->second.fairness_key, Priority::kBackground, id);
+    work_.Push(it->second.fairness_key, Priority::kUrgent, id);
   }
   return true;
 }
@@ -60,11 +63,76 @@ bool RenewalScheduler::CancelWork(uint64_t id) {
   MutexLock lock(&mu_);
   auto it = queued_.find(id);
   if (it == queued_.end()) return false;
-  auto& queue =
-      it->second.priority == Priority::kUrgent ? urgent_ : background_;
-  queue.erase(std::find(queue.begin(), queue.end(), id));
+  work_.Erase(it->second.fairness_key, it->second.priority, id);
   queued_.erase(it);
   return true;
+}
+
+void RenewalScheduler::FairQueue::Push(const std::string& key,
+                                       Priority priority, uint64_t id) {
+  auto [it, inserted] = lanes_.try_emplace(key);
+  Lane& lane = it->second;
+  if (lane.list == List::kNone) {
+    // New (nothing queued or running): ahead of the rotation. Served before
+    // and still running: the rotation's tail.
+    lane.list = inserted ? List::kNew : List::kOld;
+    (inserted ? new_ : old_).push_back(key);
+  }
+  lane.of(priority).push_back(id);
+}
+
+void RenewalScheduler::FairQueue::Erase(const std::string& key,
+                                        Priority priority, uint64_t id) {
+  auto it = lanes_.find(key);
+  if (it == lanes_.end()) return;
+  Lane& lane = it->second;
+  auto& ids = lane.of(priority);
+  auto pos = std::find(ids.begin(), ids.end(), id);
+  if (pos == ids.end()) return;
+  ids.erase(pos);
+  if (!lane.empty()) return;
+  std::deque<std::string>& list = lane.list == List::kNew ? new_ : old_;
+  list.erase(std::find(list.begin(), list.end(), key));
+  lane.list = List::kNone;
+  MaybeForget(it);
+}
+
+uint64_t RenewalScheduler::FairQueue::Pop(std::string* key) {
+  std::deque<std::string>& turn = new_.empty() ? old_ : new_;
+  *key = std::move(turn.front());
+  turn.pop_front();
+  Lane& lane = lanes_.find(*key)->second;
+  auto& ids = lane.urgent.empty() ? lane.background : lane.urgent;
+  const uint64_t id = ids.front();
+  ids.pop_front();
+  ++lane.running;
+  if (lane.empty()) {
+    lane.list = List::kNone;
+  } else {
+    lane.list = List::kOld;
+    old_.push_back(*key);
+  }
+  return id;
+}
+
+void RenewalScheduler::FairQueue::Done(const std::string& key) {
+  auto it = lanes_.find(key);
+  if (it == lanes_.end()) return;  // cleared by Shutdown
+  --it->second.running;
+  MaybeForget(it);
+}
+
+void RenewalScheduler::FairQueue::MaybeForget(
+    absl::flat_hash_map<std::string, Lane>::iterator lane) {
+  if (lane->second.list == List::kNone && lane->second.running <= 0) {
+    lanes_.erase(lane);
+  }
+}
+
+void RenewalScheduler::FairQueue::Clear() {
+  lanes_.clear();
+  new_.clear();
+  old_.clear();
 }
 
 size_t RenewalScheduler::queued_work() const {
@@ -77,11 +145,8 @@ void RenewalScheduler::Wake() {
   timer_cv_.Signal();
 }
 
-uint64_t RenewalScheduler::PopWorkLocked() {
-  auto& queue = urgent_.empty() ? background_ : urgent_;
-  const uint64_t id = queue.front();
-  queue.pop_front();
-  return id;
+uint64_t RenewalScheduler::PopWorkLocked(std::string* fairness_key) {
+  return work_.Pop(fairness_key);
 }
 
 void RenewalScheduler::TimerLoop() {
@@ -113,15 +178,19 @@ void RenewalScheduler::TimerLoop() {
 void RenewalScheduler::WorkerLoop() {
   for (;;) {
     Task task;
+    std::string fairness_key;
     {
       MutexLock lock(&mu_);
       while (!stopping_ && queued_.empty()) work_cv_.Wait(&mu_);
       if (stopping_) return;
-      auto it = queued_.find(PopWorkLocked());
+      auto it = queued_.find(PopWorkLocked(&fairness_key));
       task = std::move(it->second.task);
       queued_.erase(it);
     }
     task();
+    task = nullptr;  // its captures go without the lock
+    MutexLock lock(&mu_);
+    work_.Done(fairness_key);
   }
 }
 
@@ -134,8 +203,7 @@ void RenewalScheduler::Shutdown() {
     for (auto& [id, queued] : queued_) dropped.push_back(std::move(queued.task));
     due_.clear();
     timers_.clear();
-    urgent_.clear();
-    background_.clear();
+    work_.Clear();
     queued_.clear();
     timer_cv_.SignalAll();
     work_cv_.SignalAll();

@@ -15,8 +15,18 @@
 //    tasks run on the timer thread and must be short (decide and Submit).
 //  - At most one queued item per id: submitting an id already queued keeps
 //    the first task, and moves it to the urgent queue when asked to (never
-//    back). Workers take urgent work before background work, each queue in
-//    FIFO order. The worker count bounds the tasks running at once.
+//    back). The worker count bounds the tasks running at once.
+//  - Fairness (issue 11 item 4): work carries a fairness key (the cache
+//    passes the tenant). Every key has its own urgent and background FIFOs,
+//    and workers serve the keys in turn, one item per turn, urgent before
+//    background within a key. A key with nothing queued or running is
+//    served before keys already served (then it joins the rotation's
+//    tail), so one key's burst delays another key's first item — urgent or
+//    background, e.g. a renewal — only by the items already running, and
+//    by at most one item per other key afterwards. Urgent comes first only
+//    within a key: a tenant's renewal must not starve behind another
+//    tenant's burst of cold requests. A key with nothing queued or running
+//    is forgotten (no state grows with keys that come and go).
 //  - Due times are on the clock's monotonic timeline (Clock::MonotonicNow),
 //    so a wall-clock step neither fires nor delays a timer. The timer
 //    sleeps until the earliest due time on real time; when the clock jumps
@@ -33,6 +43,7 @@
 #include <deque>
 #include <functional>
 #include <set>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -64,10 +75,16 @@ class RenewalScheduler {
       ABSL_LOCKS_EXCLUDED(mu_);
   void CancelTimer(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Queues `task` to run once on a worker thread (see the header comment for
-  // ids already queued). False once shut down (the task is dropped).
+  // Queues `task` to run once on a worker thread, in `fairness_key`'s turn
+  // (see the header comment, also for ids already queued: a queued id keeps
+  // its first key). False once shut down (the task is dropped).
+  bool Submit(uint64_t id, Priority priority, const std::string& fairness_key,
+              Task task) ABSL_LOCKS_EXCLUDED(mu_);
+  // Submit under the one shared key "" (plain FIFO within the priority).
   bool Submit(uint64_t id, Priority priority, Task task)
-      ABSL_LOCKS_EXCLUDED(mu_);
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return Submit(id, priority, std::string(), std::move(task));
+  }
   // Withdraws `id`'s queued work: true if it was queued and will not run,
   // false if it was not queued (a worker may already have taken it).
   bool CancelWork(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
@@ -89,14 +106,51 @@ class RenewalScheduler {
   };
   struct Queued {
     Priority priority;
+    std::string fairness_key;
     Task task;
+  };
+
+  // The queued ids: urgent and background FIFOs per fairness key, keys
+  // served in turn, keys new to the queue first. Not thread-safe (under
+  // mu_).
+  class FairQueue {
+   public:
+    void Push(const std::string& key, Priority priority, uint64_t id);
+    // Removes a queued id.
+    void Erase(const std::string& key, Priority priority, uint64_t id);
+    // The next id to run, and its key in `*key`; work is queued. The item
+    // counts as running under its key until Done(key).
+    uint64_t Pop(std::string* key);
+    void Done(const std::string& key);
+    void Clear();
+
+   private:
+    enum class List { kNone, kNew, kOld };
+    struct Lane {
+      std::deque<uint64_t> urgent;
+      std::deque<uint64_t> background;
+      int running = 0;
+      List list = List::kNone;  // kNone exactly when nothing is queued
+      std::deque<uint64_t>& of(Priority p) {
+        return p == Priority::kUrgent ? urgent : background;
+      }
+      bool empty() const { return urgent.empty() && background.empty(); }
+    };
+    // Forgets the lane if nothing of it is queued or running.
+    void MaybeForget(absl::flat_hash_map<std::string, Lane>::iterator lane);
+    // Keys with work queued or running.
+    absl::flat_hash_map<std::string, Lane> lanes_;
+    std::deque<std::string> new_;  // queued keys not served since they came
+    std::deque<std::string> old_;  // the rotation: queued keys served before
   };
 
   void TimerLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void RemoveTimerLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The next queued id a worker should take; the queues are not empty.
-  uint64_t PopWorkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The next queued id a worker should take (work is queued), and its
+  // fairness key, for FairQueue::Done once it has run.
+  uint64_t PopWorkLocked(std::string* fairness_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Clock* const clock_;
 
@@ -107,8 +161,7 @@ class RenewalScheduler {
   // Due times in order; `timers_` holds each id's one entry.
   std::set<std::pair<absl::Time, uint64_t>> due_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Timer> timers_ ABSL_GUARDED_BY(mu_);
-  std::deque<uint64_t> urgent_ ABSL_GUARDED_BY(mu_);
-  std::deque<uint64_t> background_ ABSL_GUARDED_BY(mu_);
+  FairQueue work_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Queued> queued_ ABSL_GUARDED_BY(mu_);
 
   Mutex threads_mu_;  // serialises Shutdown's joins

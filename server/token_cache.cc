@@ -343,6 +343,7 @@ void TokenCache::StartFetchLocked(const EntryPtr& entry, bool urgent) {
   scheduler_.Submit(entry->id,
                     urgent ? RenewalScheduler::Priority::kUrgent
                            : RenewalScheduler::Priority::kBackground,
+                    /*fairness_key=*/entry->key.tenant,
                     [this, entry] { RunFetch(entry); });
 }
 

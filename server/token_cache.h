@@ -16,8 +16,11 @@
 //    (single-flight). Fetches run on the `max_concurrent_fetches` worker
 //    threads of a RenewalScheduler (server/renewal_scheduler.h), which is
 //    therefore the bound on requests in flight to Treezor across all
-//    tenants. No lock is held during a fetch. Entries with waiting callers
-//    are fetched before background renewals.
+//    tenants. No lock is held during a fetch. Tenants take turns (the
+//    scheduler's fairness key is the tenant), so one tenant's burst of cold
+//    requests delays another tenant's first fetch or renewal by about one
+//    upstream round trip; within a tenant, entries with waiting callers are
+//    fetched before background renewals.
 //  - After a fetch, the entry's timer is set to RenewAt() (jittered); the
 //    scheduler's timer thread sleeps until the earliest one. A failed
 //    renewal is retried with capped exponential backoff (full jitter,

@@ -159,6 +159,75 @@ TEST_F(RenewalSchedulerTest, UrgentWorkRunsBeforeBackgroundWork) {
                                           "background-b"));
 }
 
+// Issue 11 item 4: fairness across keys (tenants).
+TEST_F(RenewalSchedulerTest, AnotherKeysFirstItemRunsRightAfterABurstInProgress) {
+  Start(1);
+  scheduler_->Submit(1, Priority::kUrgent, "a", journal_.Blocking("a0"));
+  ASSERT_TRUE(journal_.WaitForBlocked(1));
+  for (uint64_t id = 2; id <= 51; ++id) {
+    scheduler_->Submit(id, Priority::kUrgent, "a",
+                       journal_.Note(absl::StrCat("a", id)));
+  }
+  scheduler_->Submit(100, Priority::kUrgent, "b", journal_.Note("b"));
+  journal_.Open();
+  ASSERT_TRUE(journal_.WaitForCount(52));
+  EXPECT_EQ(journal_.ran()[1], "b");
+}
+
+TEST_F(RenewalSchedulerTest, KeysTakeTurnsInRoundRobin) {
+  Start(1);
+  scheduler_->Submit(1, Priority::kUrgent, "z", journal_.Blocking("z"));
+  ASSERT_TRUE(journal_.WaitForBlocked(1));
+  for (uint64_t i = 1; i <= 3; ++i) {
+    scheduler_->Submit(10 + i, Priority::kUrgent, "a",
+                       journal_.Note(absl::StrCat("a", i)));
+  }
+  for (uint64_t i = 1; i <= 3; ++i) {
+    scheduler_->Submit(20 + i, Priority::kUrgent, "b",
+                       journal_.Note(absl::StrCat("b", i)));
+  }
+  journal_.Open();
+  ASSERT_TRUE(journal_.WaitForCount(7));
+  EXPECT_THAT(journal_.ran(),
+              ElementsAre("z", "a1", "b1", "a2", "b2", "a3", "b3"));
+}
+
+TEST_F(RenewalSchedulerTest, AnotherKeysBackgroundWorkIsNotStarvedByUrgentWork) {
+  Start(1);
+  scheduler_->Submit(1, Priority::kUrgent, "a", journal_.Blocking("a0"));
+  ASSERT_TRUE(journal_.WaitForBlocked(1));
+  for (uint64_t id = 2; id <= 11; ++id) {
+    scheduler_->Submit(id, Priority::kUrgent, "a",
+                       journal_.Note(absl::StrCat("a", id)));
+  }
+  // A renewal of another tenant: one turn, not after the whole burst.
+  scheduler_->Submit(100, Priority::kBackground, "b", journal_.Note("b"));
+  scheduler_->Submit(101, Priority::kBackground, "a", journal_.Note("a-bg"));
+  journal_.Open();
+  ASSERT_TRUE(journal_.WaitForCount(13));
+  const auto ran = journal_.ran();
+  EXPECT_EQ(ran[1], "b");
+  EXPECT_EQ(ran[12], "a-bg");  // within a key, urgent first
+}
+
+TEST_F(RenewalSchedulerTest, CancelledWorkLeavesTheKeysTurn) {
+  Start(1);
+  scheduler_->Submit(1, Priority::kUrgent, "z", journal_.Blocking("z"));
+  ASSERT_TRUE(journal_.WaitForBlocked(1));
+  scheduler_->Submit(2, Priority::kUrgent, "a", journal_.Note("a"));
+  scheduler_->Submit(3, Priority::kBackground, "b", journal_.Note("b"));
+  scheduler_->Submit(3, Priority::kUrgent, "b", journal_.Note("dup"));
+  scheduler_->Submit(4, Priority::kUrgent, "c", journal_.Note("c"));
+  EXPECT_TRUE(scheduler_->CancelWork(2));
+  EXPECT_TRUE(scheduler_->CancelWork(3));
+  EXPECT_EQ(scheduler_->queued_work(), 1u);
+  journal_.Open();
+  ASSERT_TRUE(journal_.WaitForCount(2));
+  scheduler_->Submit(5, Priority::kBackground, "a", journal_.Note("marker"));
+  ASSERT_TRUE(journal_.WaitForCount(3));
+  EXPECT_THAT(journal_.ran(), ElementsAre("z", "c", "marker"));
+}
+
 TEST_F(RenewalSchedulerTest, QueuedIdRunsOnceAndIsPromotedWhenUrgent) {
   Start(1);
   scheduler_->Submit(1, Priority::kUrgent, journal_.Blocking("blocker"));

@@ -954,5 +954,49 @@ TEST_F(TokenCacheTest, WatchedEntryWithoutATokenKeepsRetrying) {
   EXPECT_EQ(fetcher_.calls(), 2);
 }
 
+// Issue 11 item 4: tenants take turns for the fetch workers.
+TEST_F(TokenCacheTest, AnotherTenantsFirstFetchIsNotQueuedBehindABurst) {
+  MakeCache({}, /*workers=*/1);
+  fetcher_.Hold();
+  std::vector<std::unique_ptr<TokenRecorder>> burst;
+  for (int i = 0; i < 50; ++i) {
+    burst.push_back(std::make_unique<TokenRecorder>());
+    cache_->GetAsync(KeyWithScope("acme", i), {}, burst.back()->Callback());
+  }
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  TokenRecorder other;
+  cache_->GetAsync({"other", ScopeSet()}, {}, other.Callback());
+  fetcher_.Release();
+  ASSERT_TRUE(other.WaitForCount(1));
+  EXPECT_OK(other.received()[0]);
+  for (auto& r : burst) ASSERT_TRUE(r->WaitForCount(1));
+  const std::vector<FetchRequest> requests = fetcher_.requests();
+  ASSERT_THAT(requests, SizeIs(51));
+  EXPECT_EQ(requests[0].tenant, "acme");
+  EXPECT_EQ(requests[1].tenant, "other");  // right after the one in progress
+}
+
+TEST_F(TokenCacheTest, AnotherTenantsRenewalIsNotQueuedBehindABurst) {
+  MakeCache({}, /*workers=*/1);
+  const CacheKey other{"other", ScopeSet()};
+  ASSERT_OK(Get(other));
+  fetcher_.Hold();
+  std::vector<std::unique_ptr<TokenRecorder>> burst;
+  for (int i = 0; i < 20; ++i) {
+    burst.push_back(std::make_unique<TokenRecorder>());
+    cache_->GetAsync(KeyWithScope("acme", i), {}, burst.back()->Callback());
+  }
+  ASSERT_TRUE(fetcher_.WaitForInFlight(1));
+  // A background renewal of the other tenant (as its timer would queue).
+  cache_->RenewTenantNow("other");
+  fetcher_.Release();
+  ASSERT_TRUE(fetches_.WaitForFetches(22));
+  for (auto& r : burst) ASSERT_TRUE(r->WaitForCount(1));
+  const std::vector<FetchRequest> requests = fetcher_.requests();
+  ASSERT_THAT(requests, SizeIs(22));
+  EXPECT_EQ(requests[1].tenant, "acme");   // in progress
+  EXPECT_EQ(requests[2].tenant, "other");  // right after it
+}
+
 }  // namespace
 }  // namespace treezor::broker
