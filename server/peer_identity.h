@@ -19,7 +19,11 @@
 // kMaxPeerSubjectAltNames names) is refused, not skipped: skipping a SAN
 // extension would turn the certificate "SAN-less" and let its CN speak.
 //
-// Thread-safety: pure functions.
+// PeerIdentityMemo remembers the answer per certificate (issue 13): every
+// call of a connection presents the same verified leaf, so its PEM is parsed
+// once, not once per RPC.
+//
+// Thread-safety: the functions are pure; PeerIdentityMemo is thread-safe.
 #ifndef TREEZOR_BROKER_SERVER_PEER_IDENTITY_H_
 #define TREEZOR_BROKER_SERVER_PEER_IDENTITY_H_
 
@@ -27,8 +31,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/sync.h"
 #include "grpcpp/security/auth_context.h"
 
 namespace treezor::broker {
@@ -84,6 +90,32 @@ absl::StatusOr<PeerIdentity> PeerIdentityFromPem(absl::string_view pem);
 // an empty PeerIdentity when the peer is not authenticated.
 absl::StatusOr<PeerIdentity> PeerIdentityFromAuthContext(
     const grpc::AuthContext& context);
+
+// PeerIdentityFromPem / PeerIdentityFromAuthContext, memoised by the PEM
+// text itself (not a pointer or a hash: two different certificates can never
+// share an entry). Bounded: at most `max_entries` certificates are kept, and
+// when a new one would exceed that the memo starts over (cheap, and a
+// connection's next call simply parses again). Refusals are remembered too:
+// a hostile certificate costs one parse, not one per call.
+class PeerIdentityMemo {
+ public:
+  static constexpr size_t kDefaultMaxEntries = 128;  // <= 8 MiB of PEM
+  explicit PeerIdentityMemo(size_t max_entries = kDefaultMaxEntries)
+      : max_entries_(max_entries) {}
+
+  absl::StatusOr<PeerIdentity> FromPem(absl::string_view pem)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<PeerIdentity> FromAuthContext(const grpc::AuthContext& context)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Certificates remembered now.
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  const size_t max_entries_;
+  mutable Mutex mu_;
+  absl::flat_hash_map<std::string, absl::StatusOr<PeerIdentity>> by_pem_
+      ABSL_GUARDED_BY(mu_);
+};
 
 }  // namespace treezor::broker
 

@@ -14,12 +14,14 @@
 namespace treezor::broker {
 namespace {
 
-// The caller's certificate identity; its names go into the audit line.
+// The caller's certificate identity (parsed once per certificate: see
+// PeerIdentityMemo); its names go into the audit line.
 absl::StatusOr<PeerIdentity> CallerIdentity(grpc::CallbackServerContext* ctx,
+                                            PeerIdentityMemo* identities,
                                             RpcAudit* audit) {
   auto auth = ctx->auth_context();
   absl::StatusOr<PeerIdentity> peer =
-      auth == nullptr ? PeerIdentity() : PeerIdentityFromAuthContext(*auth);
+      auth == nullptr ? PeerIdentity() : identities->FromAuthContext(*auth);
   if (peer.ok()) audit->SetCaller(*peer);
   return peer;
 }
@@ -229,7 +231,8 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
       context, cache_, response,
       RpcAudit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_));
   RpcAudit& audit = reactor->audit();
-  const absl::StatusOr<PeerIdentity> peer = CallerIdentity(context, &audit);
+  const absl::StatusOr<PeerIdentity> peer =
+      CallerIdentity(context, &identities_, &audit);
   audit.SetTenant(request->tenant());
   audit.SetScopes(request->scopes());
   if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
@@ -260,7 +263,8 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     grpc::CallbackServerContext* context,
     const v1::WatchTokenRequest* request) {
   RpcAudit audit(BrokerMetrics::Rpc::kWatchToken, clock_, metrics_);
-  const absl::StatusOr<PeerIdentity> peer = CallerIdentity(context, &audit);
+  const absl::StatusOr<PeerIdentity> peer =
+      CallerIdentity(context, &identities_, &audit);
   audit.SetTenant(request->tenant());
   WatchTokenReactor::Grant grant;
   if (peer.ok()) grant.peer = *peer;

@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/sync.h"
 #include "server/metrics.h"
+#include "server/peer_identity.h"
 #include "server/policy.h"
 #include "server/settings.h"
 #include "server/token_cache.h"
@@ -81,6 +82,8 @@ class TokenService final : public v1::TokenService::CallbackService {
   Clock* const clock_;
   BrokerMetrics* const metrics_;
   const int max_watch_streams_per_caller_;
+  // Callers' identities, parsed once per certificate.
+  PeerIdentityMemo identities_;
   mutable Mutex mu_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
   bool watches_ended_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,6 +1,7 @@
 #include "server/peer_identity.h"
 
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 
@@ -173,6 +174,86 @@ TEST(IdentityKindName, NamesEachKind) {
   EXPECT_EQ(IdentityKindName(IdentityKind::kUri), "uri");
   EXPECT_EQ(IdentityKindName(IdentityKind::kDns), "dns");
   EXPECT_EQ(IdentityKindName(IdentityKind::kCn), "cn");
+}
+
+// --- PeerIdentityMemo (issue 13): the same answers, parsed once.
+
+// `memo` and the parser agree on `pem`: same status, same names.
+void ExpectSameAnswer(PeerIdentityMemo& memo, const std::string& pem) {
+  const absl::StatusOr<PeerIdentity> direct = PeerIdentityFromPem(pem);
+  const absl::StatusOr<PeerIdentity> memoised = memo.FromPem(pem);
+  ASSERT_EQ(direct.status(), memoised.status());
+  if (!direct.ok()) return;
+  EXPECT_EQ(direct->uri_sans, memoised->uri_sans);
+  EXPECT_EQ(direct->dns_sans, memoised->dns_sans);
+  EXPECT_EQ(direct->common_name, memoised->common_name);
+  EXPECT_EQ(direct->other_sans, memoised->other_sans);
+}
+
+TEST_F(PeerIdentityTest, MemoAnswersAsTheParserDoesForEveryKindOfCertificate) {
+  CertFactory::LeafOptions uri;
+  uri.common_name = "spiffe://corp/payments";
+  uri.uri_sans = {"spiffe://corp/attacker"};
+  CertFactory::LeafOptions dns;
+  dns.common_name = "cards";
+  dns.dns_sans = {"cards.internal"};
+  CertFactory::LeafOptions cn_only;
+  cn_only.common_name = "cn-only";
+  CertFactory::LeafOptions two_uris;
+  two_uris.uri_sans = {"spiffe://corp/a", "spiffe://corp/b"};
+  const std::vector<std::string> pems = {Pem(uri), Pem(dns), Pem(cn_only),
+                                         Pem(two_uris), "not a certificate"};
+  PeerIdentityMemo memo;
+  for (int round = 0; round < 2; ++round) {  // parsed, then remembered
+    for (const std::string& pem : pems) ExpectSameAnswer(memo, pem);
+  }
+  EXPECT_EQ(memo.size(), pems.size());
+  // A refusal is remembered as a refusal.
+  EXPECT_THAT(memo.FromPem(pems[4]), StatusIs(kDenied, HasSubstr("")));
+  EXPECT_EQ(memo.FromPem(pems[3])->uri_sans.size(), 2u);
+}
+
+TEST_F(PeerIdentityTest, MemoIsBounded) {
+  PeerIdentityMemo memo(/*max_entries=*/2);
+  std::vector<std::string> pems;
+  for (int i = 0; i < 5; ++i) {
+    CertFactory::LeafOptions o;
+    o.common_name = absl::StrCat("caller-", i);
+    pems.push_back(Pem(o));
+  }
+  for (const std::string& pem : pems) {
+    ExpectSameAnswer(memo, pem);
+    EXPECT_LE(memo.size(), 2u);
+  }
+  ExpectSameAnswer(memo, pems[0]);  // forgotten, parsed again: same answer
+}
+
+// Micro-measurement (printed, not asserted: the machine is shared): the
+// per-call cost of the identity with and without the memo.
+TEST_F(PeerIdentityTest, MemoMicroMeasurement) {
+  CertFactory::LeafOptions o;
+  o.common_name = "payments";
+  o.uri_sans = {"spiffe://corp/payments"};
+  const std::string pem = Pem(o);
+  constexpr int kCalls = 2000;
+  PeerIdentityMemo memo;
+  int failures = 0;
+  auto per_call = [&](auto&& f) -> absl::Duration {
+    const absl::Time start = absl::Now();
+    for (int i = 0; i < kCalls; ++i) failures += f().ok() ? 0 : 1;
+    return (absl::Now() - start) / kCalls;
+  };
+  const absl::Duration parse =
+      per_call([&] { return PeerIdentityFromPem(pem).status(); });
+  const absl::Duration memoised =
+      per_call([&] { return memo.FromPem(pem).status(); });
+  EXPECT_EQ(failures, 0);
+  std::cout << "PeerIdentityFromPem: " << parse
+            << "/call; PeerIdentityMemo::FromPem: " << memoised << "/call ("
+            << pem.size() << "-byte PEM)\n";
+  RecordProperty("parse_ns", static_cast<int>(absl::ToInt64Nanoseconds(parse)));
+  RecordProperty("memo_ns",
+                 static_cast<int>(absl::ToInt64Nanoseconds(memoised)));
 }
 
 }  // namespace
