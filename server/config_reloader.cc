@@ -165,9 +165,11 @@ void ConfigReloader::OnFilesChanged(const std::vector<std::string>& paths) {
     Reload();
   }
   for (const std::string& tenant : tenants) {
+    target_->CredentialsChanged(tenant);
+    // Logged once done, so that a reader of the log (and a test waiting for
+    // the line) knows the backoff is lifted.
     LogInfo("credential file changed; retrying failed renewals now",
             {{"tenant", tenant}});
-    target_->CredentialsChanged(tenant);
   }
 }
 
