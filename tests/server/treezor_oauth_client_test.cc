@@ -496,7 +496,11 @@ std::string PercentEncode(absl::string_view s, bool lower_hex,
     } else if (c == ' ' && plus_for_space) {
       out.push_back('+');
     } else {
-      absl::StrAppendFormat(&out, lower_hex ? "%%%02x" : "%%%02X", c);
+      if (lower_hex) {
+        absl::StrAppendFormat(&out, "%%%02x", c);
+      } else {
+        absl::StrAppendFormat(&out, "%%%02X", c);
+      }
     }
   }
   return out;
