@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/cache_key.h"
 #include "common/backoff.h"
+#include "common/grpc_callback_pin.h"
 #include "common/grpc_status.h"
 #include "common/proto_time.h"
 #include "common/sync.h"
@@ -654,6 +655,9 @@ TokenClient::~TokenClient() = default;
 
 absl::StatusOr<std::unique_ptr<TokenClient>> TokenClient::Create(
     TokenClientOptions options) {
+  // Services may create and destroy clients: keep gRPC's callback queue
+  // from being torn down (and raced) between them (common/grpc_callback_pin.h).
+  PinGrpcCallbackQueue();
   if (options.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("timeout: must be positive");
   }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_callback_pin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/config.h"
@@ -83,6 +84,9 @@ class BrokerServer::ReloadTarget final : public ConfigReloader::Target {
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     const v1::BrokerConfig& config, Options options) {
+  // gRPC's callback queue outlives every server and channel of this process
+  // (common/grpc_callback_pin.h: its teardown races a new server's start).
+  PinGrpcCallbackQueue();
   auto policy = Policy::Create(config);
   if (!policy.ok()) return policy.status();
 

@@ -7,6 +7,7 @@
 // of the secrets. What libcurl copies while sending is out of scope: nothing
 // is sent here.
 #include <curl/curl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -35,8 +36,12 @@ class TokenRequestMemoryTest : public ::testing::TestWithParam<const char*> {
   static void SetUpTestSuite() { testing::InstallCurlAllocator(); }
 
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "token_request_memory_test";
-    mkdir(dir_.c_str(), 0700);
+    // A directory of its own: CTest runs each case as its own process, in
+    // parallel, and a shared one let one case rewrite another's files.
+    std::string path =
+        ::testing::TempDir() + "token_request_memory_test-XXXXXX";
+    ASSERT_NE(mkdtemp(path.data()), nullptr) << path;
+    dir_ = path;
     // Written with C stdio: no std::string holds the secret before watching.
     WriteFile(dir_ + "/secret", kSecret);
     WriteFile(dir_ + "/password", kPassword);
