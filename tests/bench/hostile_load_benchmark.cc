@@ -52,6 +52,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -138,21 +139,9 @@ class Outcomes {
   std::map<std::string, int64_t> counts_ ABSL_GUARDED_BY(mu_);
 };
 
+// "RESOURCE_EXHAUSTED", ...: gRPC's codes are absl's, value for value.
 std::string CodeName(grpc::StatusCode code) {
-  static const std::map<int, std::string> kNames = {
-      {0, "OK"},
-      {1, "CANCELLED"},
-      {2, "UNKNOWN"},
-      {3, "INVALID_ARGUMENT"},
-      {4, "DEADLINE_EXCEEDED"},
-      {7, "PERMISSION_DENIED"},
-      {8, "RESOURCE_EXHAUSTED"},
-      {12, "UNIMPLEMENTED"},
-      {13, "INTERNAL"},
-      {14, "UNAVAILABLE"},
-      {16, "UNAUTHENTICATED"}};
-  auto it = kNames.find(code);
-  return it == kNames.end() ? absl::StrCat("code_", code) : it->second;
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
 // Counts down to zero; Wait blocks until then.
