@@ -100,25 +100,28 @@ grep -q '"msg":"process hygiene","core_dumps":"disabled","core_dumps_possible":"
   fail "no 'core dumps disabled' line: $(grep hygiene "$work/broker.log")"
 pass "core dumps disabled by default"
 
-# --allow-core-dumps leaves the limit it was started with (raised here to
-# the hard limit) and the process dumpable.
-hard=$(ulimit -H -c)
-if [[ $hard == 0 ]]; then
-  echo "skip: --allow-core-dumps (this shell's hard core limit is 0)"
-else
-  (ulimit -S -c "$hard"; exec "$broker_bin" --allow-core-dumps --config "$work/broker.json") \
-    2>"$work/allowed.log" &
-  allowed_pid=$!
-  pids+=($allowed_pid)
-  wait_for "the broker with --allow-core-dumps" grep -q '"msg":"broker started"' "$work/allowed.log"
-  [[ $(core_limit "$allowed_pid") == "$hard $hard" ]] ||
-    fail "--allow-core-dumps: Max core file size $(core_limit "$allowed_pid"), expected $hard"
-  grep -q '"core_dumps":"allowed (--allow-core-dumps)","core_dumps_possible":"1"' "$work/allowed.log" ||
-    fail "--allow-core-dumps: $(grep hygiene "$work/allowed.log")"
-  kill -TERM "$allowed_pid"
-  wait "$allowed_pid" || fail "the broker with --allow-core-dumps exited $? on SIGTERM"
-  pass "--allow-core-dumps keeps core dumps possible"
-fi
+# --allow-core-dumps leaves the limit it was started with, whatever that is,
+# and the process dumpable. The launching shell tries to raise its soft limit
+# to the hard one and records what it really got: some sandboxes (CI's among
+# them) refuse or ignore the raise, and the contract is "unchanged", not
+# "unlimited".
+(ulimit -S -c "$(ulimit -H -c)" 2>"$work/ulimit.err" || true
+ core_limit "$BASHPID" >"$work/launched_limit"
+ exec "$broker_bin" --allow-core-dumps --config "$work/broker.json") \
+  2>"$work/allowed.log" &
+allowed_pid=$!
+pids+=($allowed_pid)
+wait_for "the broker with --allow-core-dumps" grep -q '"msg":"broker started"' "$work/allowed.log"
+launched=$(cat "$work/launched_limit")
+[[ -n $launched && $(core_limit "$allowed_pid") == "$launched" ]] ||
+  fail "--allow-core-dumps: Max core file size $(core_limit "$allowed_pid"), started with '$launched' ($(cat "$work/ulimit.err"))"
+possible=1
+[[ ${launched%% *} == 0 ]] && possible=0
+grep -q "\"core_dumps\":\"allowed (--allow-core-dumps)\",\"core_dumps_possible\":\"$possible\"" "$work/allowed.log" ||
+  fail "--allow-core-dumps (started with core limit '$launched'): $(grep hygiene "$work/allowed.log")"
+kill -TERM "$allowed_pid"
+wait "$allowed_pid" || fail "the broker with --allow-core-dumps exited $? on SIGTERM"
+pass "--allow-core-dumps keeps the core limit it was started with ($launched) and logs core_dumps_possible=$possible"
 help=$("$broker_bin" --help 2>&1 || true)
 grep -q 'allow-core-dumps' <<<"$help" || fail "--help does not document --allow-core-dumps"
 
