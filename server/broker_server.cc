@@ -155,40 +155,117 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   return broker;
 }
 
+namespace {
+
+using ExternalConnectionType =
+    grpc::ServerBuilder::experimental_type::ExternalConnectionType;
+
+// What a refused connection leaves: a metric increment, and a warning at
+// most every 10 s per port with the counts since the last one (a flood
+// must not become a log flood). Runs on the port's accept thread only.
+ExternalListener::OnRefused RefusalReporter(BrokerMetrics* metrics,
+                                            BrokerMetrics::Port port,
+                                            std::string port_name,
+                                            const ConnectionAdmission* admission,
+                                            std::string port_limit,
+                                            std::string peer_limit) {
+  struct State {
+    absl::Time next_log = absl::InfinitePast();
+    int64_t port_full = 0;
+    int64_t peer_full = 0;
+  };
+  auto state = std::make_shared<State>();
+  return [=](ConnectionAdmission::Verdict verdict, const std::string& peer) {
+    const bool by_peer = verdict == ConnectionAdmission::Verdict::kPeerFull;
+    metrics->RecordConnectionRefused(port, by_peer);
+    ++(by_peer ? state->peer_full : state->port_full);
+    const absl::Time now = absl::Now();
+    if (now < state->next_log) return;
+    state->next_log = now + absl::Seconds(10);
+    LogWarning("connections refused",
+               {{"port", port_name},
+                {"last_peer", peer},
+                {"limit", by_peer ? peer_limit : port_limit},
+                {"max_connections", admission->limits().max_connections},
+                {"max_connections_per_peer",
+                 admission->limits().max_connections_per_peer},
+                {"refused_at_port_limit", state->port_full},
+                {"refused_at_peer_limit", state->peer_full}});
+    state->port_full = state->peer_full = 0;
+  };
+}
+
+}  // namespace
+
 absl::Status BrokerServer::StartServers(const v1::BrokerConfig& config) {
   auto credentials = MakeServerCredentials(
       config.server_tls(), settings_.server_tls.refresh_interval);
   if (!credentials.ok()) return credentials.status();
   {
+    // Bound first, so that a port in use is a start-up error.
+    auto listener = ExternalListener::Bind(config.listen_address());
+    if (!listener.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "listenAddress: ", listener.status().message(),
+          " (address in use or not local?)"));
+    }
+    listener_ = *std::move(listener);
+    port_ = listener_->port();
+    admission_ = std::make_unique<ConnectionAdmission>(ConnectionAdmission::Limits{
+        .max_connections = settings_.limits.max_connections,
+        .max_connections_per_peer = settings_.limits.max_connections_per_peer});
     // Reflection describes every service registered with protobuf-generated
     // code, health included (see health_service.h).
     grpc::ServerBuilder builder;
     ApplyServerOptions(MtlsServerOptions(settings_.limits), builder);
-    builder.AddListeningPort(config.listen_address(), *credentials, &port_);
+    auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
+        ExternalConnectionType::FROM_FD, *credentials);
     builder.RegisterService(token_service_.get());
     builder.RegisterService(admin_service_.get());
     builder.RegisterService(health_.get());
     server_ = builder.BuildAndStart();
-    if (server_ == nullptr || port_ == 0) {
-      return absl::UnavailableError(
-          absl::StrCat("listenAddress: cannot listen on ",
-                       config.listen_address(), " (address in use or not local?)"));
+    if (server_ == nullptr) {
+      return absl::UnavailableError(absl::StrCat(
+          "listenAddress: gRPC could not start on ", config.listen_address()));
     }
+    listener_->Start(std::move(acceptor), admission_.get(),
+                     RefusalReporter(metrics_.get(), BrokerMetrics::Port::kMtls,
+                                     "mtls", admission_.get(),
+                                     "limits.maxConnections",
+                                     "limits.maxConnectionsPerPeer"));
   }
   if (!config.health_listen_address().empty()) {
+    auto listener = ExternalListener::Bind(config.health_listen_address());
+    if (!listener.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "healthListenAddress: ", listener.status().message(),
+          " (address in use or not local?)"));
+    }
+    health_listener_ = *std::move(listener);
+    health_port_ = health_listener_->port();
+    health_admission_ = std::make_unique<ConnectionAdmission>(
+        ConnectionAdmission::Limits{
+            .max_connections = settings_.limits.health_max_connections,
+            .max_connections_per_peer =
+                settings_.limits.health_max_connections_per_peer});
     // What kubelet needs and nothing an anonymous peer can pile up: health
     // Check only, no reflection, small limits (server_options.h).
     grpc::ServerBuilder builder;
     ApplyServerOptions(HealthServerOptions(settings_.limits), builder);
-    builder.AddListeningPort(config.health_listen_address(),
-                             grpc::InsecureServerCredentials(), &health_port_);
+    auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
+        ExternalConnectionType::FROM_FD, grpc::InsecureServerCredentials());
     builder.RegisterService(probe_health_.get());
     health_server_ = builder.BuildAndStart();
-    if (health_server_ == nullptr || health_port_ == 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "healthListenAddress: cannot listen on ",
-          config.health_listen_address(), " (address in use or not local?)"));
+    if (health_server_ == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("healthListenAddress: gRPC could not start on ",
+                       config.health_listen_address()));
     }
+    health_listener_->Start(
+        std::move(acceptor), health_admission_.get(),
+        RefusalReporter(metrics_.get(), BrokerMetrics::Port::kHealth, "health",
+                        health_admission_.get(), "limits.healthMaxConnections",
+                        "limits.healthMaxConnectionsPerPeer"));
   }
   if (!config.metrics_listen_address().empty()) {
     if (absl::Status s = metrics_->Serve(config.metrics_listen_address());
@@ -216,7 +293,11 @@ BrokerServer::~BrokerServer() { Shutdown(); }
 void BrokerServer::Shutdown() {
   if (shut_down_.exchange(true)) return;
   if (reloader_ != nullptr) reloader_->StopWatching();  // no reload while draining
+  // No new connection from here on; those open are drained below. The
+  // probe port keeps answering (NOT_SERVING) until the end.
+  if (listener_ != nullptr) listener_->Stop();
   if (server_ == nullptr) {  // Start() failed half-way
+    if (health_listener_ != nullptr) health_listener_->Stop();
     if (health_server_ != nullptr) health_server_->Shutdown();
     if (metrics_ != nullptr) metrics_->StopServing();
     if (fetcher_ != nullptr) fetcher_->Shutdown();
@@ -255,6 +336,7 @@ void BrokerServer::Shutdown() {
   fetcher_->Shutdown();
   cache_->Shutdown();
   drainer.join();
+  if (health_listener_ != nullptr) health_listener_->Stop();
   if (health_server_ != nullptr) health_server_->Shutdown();
   server_->Wait();
   // Last: metrics are scraped during the drain, and the exposer must stop

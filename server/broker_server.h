@@ -29,6 +29,8 @@
 #include "server/admin_service.h"
 #include "server/broker_progress.h"
 #include "server/config_reloader.h"
+#include "server/connection_admission.h"
+#include "server/external_listener.h"
 #include "server/health_service.h"
 #include "server/metrics.h"
 #include "server/policy.h"
@@ -113,8 +115,14 @@ class BrokerServer {
   std::unique_ptr<TokenCache> cache_;
   std::unique_ptr<TokenService> token_service_;
   std::unique_ptr<AdminService> admin_service_;
+  // Each gRPC port accepts its connections itself and counts them
+  // (external_listener.h); the listeners stop first in Shutdown().
+  std::unique_ptr<ConnectionAdmission> admission_;
+  std::unique_ptr<ConnectionAdmission> health_admission_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> health_server_;
+  std::unique_ptr<ExternalListener> listener_;
+  std::unique_ptr<ExternalListener> health_listener_;
   int port_ = 0;
   int health_port_ = 0;
   std::atomic<bool> shut_down_{false};

@@ -61,6 +61,12 @@ constexpr int64_t kMaxHealthConcurrentStreams = 100;
 constexpr absl::Duration kMinHealthConnectionIdle = absl::Seconds(1);
 constexpr absl::Duration kMaxHealthConnectionIdle = absl::Hours(1);
 
+// --- Connections at accept. A connection costs 20-90 KiB outside the
+// quota: 100 000 of them is ~9 GiB, past any pod the chart would run; the
+// health port needs a handful for kubelet.
+constexpr int64_t kMaxConnections = 100000;
+constexpr int64_t kMaxHealthConnections = 10000;
+
 }  // namespace
 
 void ValidateLimits(const v1::BrokerConfig& config, ConfigProblems& problems) {
@@ -120,6 +126,23 @@ void ValidateLimits(const v1::BrokerConfig& config, ConfigProblems& problems) {
     RequireDurationIn("limits.healthMaxConnectionIdle",
                       l.health_max_connection_idle(), kMinHealthConnectionIdle,
                       kMaxHealthConnectionIdle, problems);
+  }
+  if (l.has_max_connections()) {
+    RequireIntIn("limits.maxConnections", l.max_connections(), 1,
+                 kMaxConnections, problems);
+  }
+  if (l.has_max_connections_per_peer()) {
+    RequireIntIn("limits.maxConnectionsPerPeer", l.max_connections_per_peer(),
+                 1, kMaxConnections, problems);
+  }
+  if (l.has_health_max_connections()) {
+    RequireIntIn("limits.healthMaxConnections", l.health_max_connections(), 1,
+                 kMaxHealthConnections, problems);
+  }
+  if (l.has_health_max_connections_per_peer()) {
+    RequireIntIn("limits.healthMaxConnectionsPerPeer",
+                 l.health_max_connections_per_peer(), 1, kMaxHealthConnections,
+                 problems);
   }
 }
 

@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <exception>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/sync.h"
@@ -186,6 +187,25 @@ BrokerMetrics::BrokerMetrics(Clock* clock)
                      .Register(*registry_)
                      .Add({});
   generation_->Set(1);
+  auto& refused =
+      prometheus::BuildCounter()
+          .Name("treezor_broker_connections_refused_total")
+          .Help("Connections reset at accept, before any handshake, by port "
+                "(mtls, health) and the limit reached (port: "
+                "limits.maxConnections or limits.healthMaxConnections; peer: "
+                "the per-peer-address limit).")
+          .Register(*registry_);
+  for (auto [port, name] : {std::pair{Port::kMtls, "mtls"},
+                            std::pair{Port::kHealth, "health"}}) {
+    connections_refused_[static_cast<size_t>(port)] = {
+        &refused.Add({{"port", name}, {"limit", "port"}}),
+        &refused.Add({{"port", name}, {"limit", "peer"}})};
+  }
+}
+
+void BrokerMetrics::RecordConnectionRefused(Port port, bool peer_limit) {
+  connections_refused_[static_cast<size_t>(port)][peer_limit ? 1 : 0]
+      ->Increment();
 }
 
 BrokerMetrics::~BrokerMetrics() = default;

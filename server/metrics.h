@@ -58,6 +58,9 @@ class BrokerMetrics final : public TokenCache::Observer {
                    kReloadConfig, kCount };
   void RecordRpc(Rpc rpc, absl::StatusCode code, absl::Duration latency);
   void RecordReload(bool applied, int64_t generation);
+  // A connection refused at accept (connection_admission.h).
+  enum class Port { kMtls = 0, kHealth, kCount };
+  void RecordConnectionRefused(Port port, bool peer_limit);
 
   // TokenCache::Observer
   void OnHit() override;
@@ -92,6 +95,10 @@ class BrokerMetrics final : public TokenCache::Observer {
   prometheus::Counter* reloads_ok_ = nullptr;
   prometheus::Counter* reloads_failed_ = nullptr;
   prometheus::Gauge* generation_ = nullptr;
+  // [port][0: port limit, 1: peer limit]
+  std::array<std::array<prometheus::Counter*, 2>,
+             static_cast<size_t>(Port::kCount)>
+      connections_refused_{};
 };
 
 }  // namespace treezor::broker

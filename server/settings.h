@@ -78,6 +78,11 @@ struct LimitsSettings {
   int64_t health_memory_bytes = int64_t{4} << 20;
   int health_max_concurrent_streams = 4;
   absl::Duration health_max_connection_idle = absl::Seconds(30);
+  // --- Connections, refused at accept (connection_admission.h).
+  int max_connections = 1000;
+  int max_connections_per_peer = 250;
+  int health_max_connections = 64;
+  int health_max_connections_per_peer = 16;
 };
 
 struct BrokerSettings {

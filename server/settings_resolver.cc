@@ -95,6 +95,17 @@ BrokerSettings ResolveSettings(const v1::BrokerConfig& config) {
     limits.health_max_connection_idle =
         FromProtoDuration(l.health_max_connection_idle());
   }
+  if (l.has_max_connections()) limits.max_connections = l.max_connections();
+  if (l.has_max_connections_per_peer()) {
+    limits.max_connections_per_peer = l.max_connections_per_peer();
+  }
+  if (l.has_health_max_connections()) {
+    limits.health_max_connections = l.health_max_connections();
+  }
+  if (l.has_health_max_connections_per_peer()) {
+    limits.health_max_connections_per_peer =
+        l.health_max_connections_per_peer();
+  }
 
   if (config.server_tls().has_refresh_interval()) {
     s.server_tls.refresh_interval =

@@ -14,6 +14,8 @@
 //   tls_half_hello  --connections TCP connections that send half a TLS
 //                   ClientHello and nothing more (no certificate needed);
 //   tcp_idle        --connections TCP connections that send nothing;
+//                   both from --attacker_peers addresses (127.0.0.2 on),
+//                   while the legitimate caller is 127.0.0.1;
 //   watch_streams   --watch_streams WatchToken streams from one authorized
 //                   caller, over --watch_channels connections;
 //   health_watch    --health_streams grpc.health.v1 Watch streams on the
@@ -78,6 +80,10 @@ ABSL_FLAG(absl::Duration, phase, absl::Seconds(10),
           "How long the legitimate caller runs in each half of a flood.");
 ABSL_FLAG(int, connections, 5000,
           "TCP connections of the tls_half_hello and tcp_idle floods.");
+ABSL_FLAG(int, attacker_peers, 1,
+          "Source addresses the TCP floods come from (127.0.0.2 onwards; the "
+          "legitimate caller is 127.0.0.1): 1 is one hostile pod, more a "
+          "distributed flood, which the per-peer cap cannot tell apart.");
 ABSL_FLAG(int, watch_streams, 20000, "WatchToken streams of that flood.");
 ABSL_FLAG(int, watch_channels, 200,
           "Connections the WatchToken streams are spread over.");
@@ -250,8 +256,9 @@ constexpr unsigned char kHalfClientHello[] = {
 
 class TcpFlood : public Flood {
  public:
-  TcpFlood(int port, int count, bool half_hello)
-      : port_(port), count_(count), half_hello_(half_hello) {}
+  TcpFlood(int port, int count, bool half_hello, int peers)
+      : port_(port), count_(count), half_hello_(half_hello),
+        peers_(std::max(1, std::min(peers, 250))) {}
   ~TcpFlood() override { Close(); }
 
   void Open() override {
@@ -265,7 +272,11 @@ class TcpFlood : public Flood {
         outcomes_.Add(absl::StrCat("socket_failed_errno_", errno));
         break;  // out of descriptors: the flood is as big as it gets
       }
-      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + i % peers_);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+          connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
         outcomes_.Add(absl::StrCat("connect_failed_errno_", errno));
         close(fd);
         continue;
@@ -304,6 +315,7 @@ class TcpFlood : public Flood {
   const int port_;
   const int count_;
   const bool half_hello_;
+  const int peers_;
   std::vector<int> fds_;
 };
 
@@ -607,7 +619,8 @@ int Run() {
     std::unique_ptr<Flood> flood;
     if (name == "tls_half_hello" || name == "tcp_idle") {
       flood = std::make_unique<TcpFlood>(port, absl::GetFlag(FLAGS_connections),
-                                         name == "tls_half_hello");
+                                         name == "tls_half_hello",
+                                         absl::GetFlag(FLAGS_attacker_peers));
     } else if (name == "watch_streams") {
       watch_stubs.clear();
       for (int c = 0; c < watch_channels; ++c) {

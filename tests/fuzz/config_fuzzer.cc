@@ -267,7 +267,11 @@ void CheckEffectiveSettings(const v1::BrokerConfig& config) {
                     int64_t{l.health_max_concurrent_streams},
                     int64_t{l.max_watch_streams_per_caller},
                     int64_t{l.max_scope_sets_per_tenant},
-                    int64_t{l.max_scope_sets_per_caller}}) {
+                    int64_t{l.max_scope_sets_per_caller},
+                    int64_t{l.max_connections},
+                    int64_t{l.max_connections_per_peer},
+                    int64_t{l.health_max_connections},
+                    int64_t{l.health_max_connections_per_peer}}) {
     TZB_FUZZ_CHECK(n > 0, limits);
   }
 }

@@ -566,6 +566,8 @@ TEST_F(BrokerIntegrationTest, ShutdownDrainsInFlightCallsAndEndsWatches) {
   // The call is admitted (its fetch waits at the double) before SIGTERM.
   ASSERT_TRUE(harness_->treezor().WaitForRequestsWhere(
       1, FakeTreezor::WithScope("legal"), kRpcTimeout));
+  // A channel that has not connected yet (channels connect on first use).
+  auto late_stub = v1::TokenService::NewStub(harness_->Channel("payments"));
   std::thread stopper([&] { harness_->StopBroker(); });
   // The watch ends cleanly with UNAVAILABLE ("reconnect") ...
   v1::GetTokenResponse ignored;
@@ -573,6 +575,16 @@ TEST_F(BrokerIntegrationTest, ShutdownDrainsInFlightCallsAndEndsWatches) {
   grpc::Status watch_status = reader->Finish();
   EXPECT_EQ(watch_status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(watch_status.error_message(), HasSubstr("shutting down"));
+  // A new caller is not admitted any more (the port stopped accepting
+  // before the watches were ended): UNAVAILABLE at once, retryable
+  // elsewhere, while the admitted call below still completes.
+  v1::GetTokenRequest late_request;
+  late_request.set_tenant("acme");
+  v1::GetTokenResponse late_response;
+  const grpc::Status late =
+      late_stub->GetToken(Context().get(), late_request, &late_response);
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << late.error_message();
   // ... and the in-flight call completes once Treezor answers.
   harness_->treezor().ReleaseRequests();
   caller.join();

@@ -5,6 +5,7 @@
 // probe port (health Check only, its own small limits). Each test configures
 // short limits and waits on conditions — a socket's EOF, a channel leaving
 // READY, an RPC's deadline — never on sleeps; every wait is bounded.
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -15,7 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/sync.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -32,6 +36,7 @@ namespace treezor::broker {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::LogCapture;
 using testing::BrokerHarness;
 using HealthResponse = grpc::health::v1::HealthCheckResponse;
 
@@ -47,14 +52,21 @@ std::chrono::system_clock::time_point In(absl::Duration d) {
 // A plain TCP connection to the broker that the test drives byte by byte.
 class RawConnection {
  public:
-  explicit RawConnection(int port) {
+  // From `source` (another loopback address plays another peer: on Linux
+  // all of 127.0.0.0/8 is local) to 127.0.0.1:`port`.
+  explicit RawConnection(int port, const char* source = "127.0.0.1") {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, source, &from.sin_addr);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr),
-                                     sizeof(addr)) == 0;
+    connected_ =
+        fd_ >= 0 &&
+        bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0 &&
+        connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   }
   ~RawConnection() {
     if (fd_ >= 0) close(fd_);
@@ -66,6 +78,13 @@ class RawConnection {
   bool Send(const std::string& bytes) {
     return send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(bytes.size());
+  }
+  // Neither closed nor reset by the peer, as of now (no waiting); data it
+  // sent (a plaintext gRPC server's SETTINGS) does not count.
+  bool open() const {
+    pollfd p{fd_, POLLRDHUP, 0};
+    return poll(&p, 1, 0) == 0 ||
+           (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0;
   }
   // Waits until the peer closes the connection (EOF or reset), discarding
   // whatever it sends first. False if it is still open at `deadline`.
@@ -129,6 +148,20 @@ class HeldStream final
   CondVar cv_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// The value of `series` (name and labels as exposed) in the broker's
+// metrics, -1 when absent.
+double MetricValue(BrokerHarness& harness, const std::string& series) {
+  for (absl::string_view line :
+       absl::StrSplit(harness.metrics().Render(), '\n')) {
+    double value = 0;
+    if (absl::ConsumePrefix(&line, series + " ") &&
+        absl::SimpleAtod(line, &value)) {
+      return value;
+    }
+  }
+  return -1;
+}
 
 class ConnectionLimitsTest : public ::testing::Test {
  protected:
@@ -443,6 +476,95 @@ TEST_F(ConnectionLimitsTest, ExhaustedMemoryQuotaMakesGrpcShedStreams) {
       << ended.error_message();
   EXPECT_LT(absl::Now() - start, kRpcTimeout)
       << "the watch stream was kept under an exhausted quota";
+}
+
+// The connection caps at accept (connection_admission.h): one peer cannot
+// hold more than its share of the port, nobody more than the port's cap;
+// a refused connection is reset at once, before any TLS, while admitted
+// ones (a legitimate caller's included) are served; closed connections free
+// their slots; each refusal is counted and the log names the limit.
+TEST_F(ConnectionLimitsTest, ConnectionsBeyondThePeerAndPortCapsAreReset) {
+  LogCapture log;
+  StartBroker(R"("maxConnections": 6, "maxConnectionsPerPeer": 3,
+                 "handshakeTimeout": "60s")");
+  const int port = harness_->broker().port();
+  // A legitimate caller (127.0.0.1) connects first.
+  auto caller = harness_->Channel("payments");
+  ASSERT_TRUE(GetToken(*caller).ok());
+
+  // An attacker (127.0.0.2) fills its share with idle TCP connections.
+  std::vector<std::unique_ptr<RawConnection>> attacker;
+  for (int i = 0; i < 3; ++i) {
+    attacker.push_back(std::make_unique<RawConnection>(port, "127.0.0.2"));
+    ASSERT_TRUE(attacker.back()->connected());
+  }
+  RawConnection one_too_many(port, "127.0.0.2");
+  ASSERT_TRUE(one_too_many.connected());  // the kernel's handshake
+  ASSERT_TRUE(one_too_many.WaitForClose(absl::Now() + kSlack))
+      << "a connection past limits.maxConnectionsPerPeer was kept";
+  // Accepted in order: the three before it were admitted and are kept.
+  for (auto& c : attacker) EXPECT_TRUE(c->open());
+  ASSERT_TRUE(log.WaitForLine({"connections refused", "\"port\":\"mtls\"",
+                               "limits.maxConnectionsPerPeer",
+                               "\"last_peer\":\"127.0.0.2\""},
+                              kSlack));
+  EXPECT_EQ(MetricValue(*harness_,
+                        R"(treezor_broker_connections_refused_total{limit="peer",port="mtls"})"),
+            1);
+  // The caller's connection is served throughout.
+  EXPECT_TRUE(GetToken(*caller).ok());
+
+  // Two more peers take the port to its cap (1 + 3 + 2 = 6).
+  RawConnection third(port, "127.0.0.3");
+  RawConnection fourth(port, "127.0.0.4");
+  ASSERT_TRUE(third.connected() && fourth.connected());
+  RawConnection port_full(port, "127.0.0.5");
+  ASSERT_TRUE(port_full.connected());
+  ASSERT_TRUE(port_full.WaitForClose(absl::Now() + kSlack))
+      << "a connection past limits.maxConnections was kept";
+  EXPECT_TRUE(third.open());
+  EXPECT_TRUE(fourth.open());
+  EXPECT_EQ(MetricValue(*harness_,
+                        R"(treezor_broker_connections_refused_total{limit="port",port="mtls"})"),
+            1);
+  EXPECT_TRUE(GetToken(*caller).ok());
+
+  // The attacker leaves: its slots are free again for a new caller, who
+  // gets through once gRPC's connection retries reach the broker after the
+  // admission has seen the sockets closed.
+  attacker.clear();
+  EXPECT_TRUE(GetToken(*harness_->Channel("payments"), kRpcTimeout,
+                       /*wait_for_ready=*/true)
+                  .ok());
+}
+
+// The plaintext probe port has its own, smaller caps: an anonymous peer
+// cannot pile up connections there, and kubelet's Check still gets through.
+TEST_F(ConnectionLimitsTest, ProbePortCapsConnectionsPerPeer) {
+  StartBroker(R"("healthMaxConnections": 4, "healthMaxConnectionsPerPeer": 2)");
+  const int port = harness_->broker().health_port();
+  RawConnection first(port, "127.0.0.2");
+  RawConnection second(port, "127.0.0.2");
+  ASSERT_TRUE(first.connected() && second.connected());
+  RawConnection third(port, "127.0.0.2");
+  ASSERT_TRUE(third.connected());
+  ASSERT_TRUE(third.WaitForClose(absl::Now() + kSlack))
+      << "a connection past limits.healthMaxConnectionsPerPeer was kept";
+  EXPECT_TRUE(first.open());
+  EXPECT_TRUE(second.open());
+  EXPECT_EQ(MetricValue(*harness_,
+                        R"(treezor_broker_connections_refused_total{limit="peer",port="health"})"),
+            1);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(kRpcTimeout));
+  HealthResponse response;
+  EXPECT_TRUE(grpc::health::v1::Health::NewStub(harness_->HealthChannel())
+                  ->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response)
+                  .ok());
+  // The mTLS port's counters are its own.
+  EXPECT_EQ(MetricValue(*harness_,
+                        R"(treezor_broker_connections_refused_total{limit="peer",port="mtls"})"),
+            0);
 }
 
 }  // namespace

@@ -145,7 +145,11 @@ class ConfigFixture : public ::testing::Test {
         "maxScopeSetsPerCaller": 4,
         "healthMemoryBytes": 2097152,
         "healthMaxConcurrentStreams": 2,
-        "healthMaxConnectionIdle": "10s"
+        "healthMaxConnectionIdle": "10s",
+        "maxConnections": 500,
+        "maxConnectionsPerPeer": 100,
+        "healthMaxConnections": 32,
+        "healthMaxConnectionsPerPeer": 8
       },
       "shutdownGracePeriod": "5s"
     })json",

@@ -166,6 +166,29 @@ TEST_F(LimitsValidationTest, CountsAndSizesMustBeInTheirRange) {
              static_cast<int32_t>(v));
        },
        1, 100, "[1, 100]"},
+      {"limits.maxConnections",
+       [](v1::BrokerConfig& c, int64_t v) {
+         c.mutable_limits()->set_max_connections(static_cast<int32_t>(v));
+       },
+       1, 100000, "[1, 100000]"},
+      {"limits.maxConnectionsPerPeer",
+       [](v1::BrokerConfig& c, int64_t v) {
+         c.mutable_limits()->set_max_connections_per_peer(
+             static_cast<int32_t>(v));
+       },
+       1, 100000, "[1, 100000]"},
+      {"limits.healthMaxConnections",
+       [](v1::BrokerConfig& c, int64_t v) {
+         c.mutable_limits()->set_health_max_connections(
+             static_cast<int32_t>(v));
+       },
+       1, 10000, "[1, 10000]"},
+      {"limits.healthMaxConnectionsPerPeer",
+       [](v1::BrokerConfig& c, int64_t v) {
+         c.mutable_limits()->set_health_max_connections_per_peer(
+             static_cast<int32_t>(v));
+       },
+       1, 10000, "[1, 10000]"},
   };
   for (const IntField& f : fields) {
     SCOPED_TRACE(f.path);

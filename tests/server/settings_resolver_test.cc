@@ -59,6 +59,10 @@ TEST(SettingsResolver, AbsentLimitsTakeTheDocumentedDefaults) {
   EXPECT_EQ(l.health_memory_bytes, 4 * 1024 * 1024);
   EXPECT_EQ(l.health_max_concurrent_streams, 4);
   EXPECT_EQ(l.health_max_connection_idle, absl::Seconds(30));
+  EXPECT_EQ(l.max_connections, 1000);
+  EXPECT_EQ(l.max_connections_per_peer, 250);
+  EXPECT_EQ(l.health_max_connections, 64);
+  EXPECT_EQ(l.health_max_connections_per_peer, 16);
 }
 
 TEST(SettingsResolver, PartialSectionsKeepDefaultsForAbsentFields) {
@@ -114,6 +118,10 @@ TEST_F(SettingsResolverTest, ConfiguredValuesOverrideDefaults) {
   EXPECT_EQ(l.health_memory_bytes, 2 * 1024 * 1024);
   EXPECT_EQ(l.health_max_concurrent_streams, 2);
   EXPECT_EQ(l.health_max_connection_idle, absl::Seconds(10));
+  EXPECT_EQ(l.max_connections, 500);
+  EXPECT_EQ(l.max_connections_per_peer, 100);
+  EXPECT_EQ(l.health_max_connections, 32);
+  EXPECT_EQ(l.health_max_connections_per_peer, 8);
 }
 
 }  // namespace
