@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_replace.h"
 #include "common/token_digest.h"
 #include "gmock/gmock.h"
@@ -617,6 +618,45 @@ TEST_F(BrokerIntegrationTest, ShutdownAnswersCallsStillWaitingWhenTheGraceEnds) 
   // Grace (1 s) + libcurl's abort (<= 1 s) + the answer margin (1 s), with
   // slack for a loaded machine; far below the request timeout (15 s).
   EXPECT_LT(stop_took, absl::Seconds(8));
+}
+
+// A caller sending distinct scope sets gets at most its cap of cache
+// entries (each a Treezor request and a renewal); past it RESOURCE_EXHAUSTED
+// naming the limit. The per-entry metric series follow the entries, so the
+// metrics page stays as small as the caps make it.
+TEST_F(BrokerIntegrationTest, ScopeSetFloodIsCappedAndSoAreItsMetricSeries) {
+  StartBroker({.extra_config =
+                   R"("limits": {"maxScopeSetsPerCaller": 3,
+                                 "maxScopeSetsPerTenant": 5},)"});
+  WaitForWarmUp();
+  int served = 0;
+  int refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    const Answer a = Get("payments", "acme", {absl::StrCat("flood", i)});
+    if (a.status.ok()) {
+      ++served;
+    } else {
+      EXPECT_EQ(a.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+      EXPECT_THAT(a.status.error_message(),
+                  HasSubstr("limits.maxScopeSetsPerCaller"));
+      ++refused;
+    }
+  }
+  EXPECT_EQ(served, 3);
+  EXPECT_EQ(refused, 17);
+  EXPECT_EQ(UpstreamRequestsFor("flood3"), 0);
+  // acme's default scope set and the caller's three: four series per
+  // per-entry family, whatever the flood sent.
+  const std::string page = harness_->metrics().Render();
+  int series = 0;
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (absl::StartsWith(line, "treezor_broker_token_expiry_seconds{") &&
+        absl::StrContains(line, R"(tenant="acme")")) {
+      ++series;
+    }
+  }
+  EXPECT_EQ(series, 4);
+  EXPECT_FALSE(absl::StrContains(page, "flood3"));
 }
 
 TEST_F(BrokerIntegrationTest, EveryRpcWritesAnAuditLine) {
