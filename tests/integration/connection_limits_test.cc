@@ -324,6 +324,44 @@ TEST_F(ConnectionLimitsTest, ClientCaRotationReachesOldConnectionsWithinMaxAge) 
   EXPECT_EQ(GetToken(*old_channel).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+// A caller whose certificate expires is served on its open connection
+// until the connection's maximum age, then no more: the next handshake
+// presents an expired certificate. The certificate is valid for the first
+// 5 s after it is issued; the connection's age (6 s, less gRPC's 10 %
+// jitter) ends after that, whenever the connection was made.
+TEST_F(ConnectionLimitsTest, ExpiredCallerCertificateIsRefusedWithinMaxAge) {
+  constexpr absl::Duration kAge = absl::Seconds(6);
+  constexpr absl::Duration kGrace = absl::Seconds(1);
+  BrokerHarness::Options options;
+  options.extra_config =
+      R"("limits": {"maxConnectionAge": "6s", "maxConnectionAgeGrace": "1s"},)";
+  options.extra_certificates = {
+      {"expiring",
+       {.uri_sans = {"spiffe://corp/payments"},
+        .validity = absl::Seconds(6),
+        .not_before_offset = absl::Seconds(-1)}}};
+  const absl::Time issued = absl::Now();
+  harness_ = std::make_unique<BrokerHarness>(std::move(options));
+  ASSERT_OK(harness_->Start());
+  ASSERT_TRUE(harness_->broker().progress().WaitUntilReady(kRpcTimeout));
+  const absl::Time expires = issued + absl::Seconds(5);
+
+  auto channel = harness_->Channel("expiring");
+  const absl::Time connected = absl::Now();
+  ASSERT_LT(connected, expires) << "the machine took the whole validity";
+  ASSERT_TRUE(GetToken(*channel).ok()) << "served while the certificate is valid";
+  // The connection outlives the certificate, then is aged out.
+  ASSERT_TRUE(channel->WaitForStateChange(
+      GRPC_CHANNEL_READY, In(kAge * 1.1 + kGrace + kSlack)))
+      << "the connection of an expired certificate was still served";
+  EXPECT_GE(absl::Now(), expires);
+  const grpc::Status refused = GetToken(*channel, absl::Seconds(3));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << refused.error_message();
+  // Another caller, with a valid certificate, is not affected.
+  EXPECT_TRUE(GetToken(*harness_->Channel("payments")).ok());
+}
+
 // A connection without a call for the idle time is closed; one with a
 // stream open is not idle.
 TEST_F(ConnectionLimitsTest, IdleConnectionsAreClosedAfterMaxIdle) {
