@@ -355,8 +355,13 @@ grpc_call() {
   local name=$1 url=$2 data=$3; shift 3
   "${buf[@]}" curl --protocol grpc --connect-timeout 5 "$@" -d "$data" "$url" >"$work/$name" 2>&1
 }
+# The plaintext probe port serves health Check only, without reflection (as
+# kubelet needs): the schema comes from grpc-proto's health.proto.
+health_proto=${TZB_GRPC_PROTO_DIR:-/usr/share/grpc-proto}/grpc/health/v1/health.proto
+[[ -f $health_proto ]] || die "no $health_proto (Debian package grpc-proto)"
 health_is() {  # WANT SERVICE HOST:PORT
-  grpc_call health "http://$3/grpc.health.v1.Health/Check" "{\"service\":\"$2\"}" --http2-prior-knowledge &&
+  grpc_call health "http://$3/grpc.health.v1.Health/Check" "{\"service\":\"$2\"}" --http2-prior-knowledge \
+    --schema "$health_proto" &&
     grep -q "\"status\": *\"$1\"" "$work/health"
 }
 # check_serving WHAT HOST GRPC_PORT HEALTH_PORT METRICS_PORT [PROBES...]
@@ -557,7 +562,9 @@ fi
 echo "  adapted for podman:"; node -p 'require(process.argv[1]).adapted.join("\n")' "$work/plan.json" | indent
 plan() { node -p "const p = require('$work/plan.json'); $1"; }
 kube_yaml=$work/kube/kube.yaml
-if podman kube play "$kube_yaml" >"$work/play.out" 2>&1; then
+# Bounded: a podman whose lock table was left held by a killed podman hangs
+# here for ever (seen on a reused VM; `podman system renumber` repairs it).
+if timeout 300 podman kube play "$kube_yaml" >"$work/play.out" 2>&1; then
   pass "podman kube play: $(plan 'p.name') ($(plan 'p.containers.map(c => c.name).join(", ")'))"
 else
   indent <"$work/play.out"; die "podman kube play"
