@@ -20,6 +20,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "grpc/grpc.h"
 #include "server/broker_server.h"
 #include "server/config.h"
@@ -125,6 +126,11 @@ int Run(const std::string& path, bool core_dumps_allowed) {
 }  // namespace treezor::broker
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, so every absl::Mutex (all of gRPC's)
+  // keeps a lock-order graph for deadlock detection, a debugging aid that
+  // release builds of Abseil leave off; it cost ~8 % of a cached GetToken's
+  // instructions (tests/bench/README.md, profile). Off before any thread.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(
       "Treezor token broker.\n"
       "  treezor-token-broker --config FILE [--allow-core-dumps]\n"

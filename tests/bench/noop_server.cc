@@ -19,6 +19,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/flags/usage.h"
 #include "grpc/grpc.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -96,6 +97,8 @@ int Run() {
 }  // namespace treezor::broker::bench
 
 int main(int argc, char** argv) {
+  // As the broker does (server/main.cc): the same gRPC, the same Abseil.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(
       "A bare callback-API gRPC server answering Health/Check over mTLS: the "
       "floor load_generator compares the broker with.");
