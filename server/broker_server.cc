@@ -146,8 +146,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   self->reloader_->StartWatching();
   LogInfo("broker started",
           {{"listen_address", config.listen_address()},
-           {"port", self->port_},
-           {"health_port", self->health_port_},
+           {"port", self->port()},
+           {"health_port", self->health_port()},
            {"metrics_port", self->metrics_port()},
            {"tenants", config.tenants_size()},
            {"callers", config.callers_size()},
@@ -165,10 +165,7 @@ using ExternalConnectionType =
 // must not become a log flood). Runs on the port's accept thread only.
 ExternalListener::OnRefused RefusalReporter(BrokerMetrics* metrics,
                                             BrokerMetrics::Port port,
-                                            std::string port_name,
-                                            const ConnectionAdmission* admission,
-                                            std::string port_limit,
-                                            std::string peer_limit) {
+                                            const GrpcServerOptions& options) {
   struct State {
     absl::Time next_log = absl::InfinitePast();
     int64_t port_full = 0;
@@ -183,12 +180,13 @@ ExternalListener::OnRefused RefusalReporter(BrokerMetrics* metrics,
     if (now < state->next_log) return;
     state->next_log = now + absl::Seconds(10);
     LogWarning("connections refused",
-               {{"port", port_name},
+               {{"port", BrokerMetrics::PortName(port)},
                 {"last_peer", peer},
-                {"limit", by_peer ? peer_limit : port_limit},
-                {"max_connections", admission->limits().max_connections},
+                {"limit", by_peer ? options.max_connections_per_peer_field
+                                  : options.max_connections_field},
+                {"max_connections", options.connections.max_connections},
                 {"max_connections_per_peer",
-                 admission->limits().max_connections_per_peer},
+                 options.connections.max_connections_per_peer},
                 {"refused_at_port_limit", state->port_full},
                 {"refused_at_peer_limit", state->peer_full}});
     state->port_full = state->peer_full = 0;
@@ -197,75 +195,62 @@ ExternalListener::OnRefused RefusalReporter(BrokerMetrics* metrics,
 
 }  // namespace
 
+absl::Status BrokerServer::StartPort(
+    absl::string_view field, const std::string& address,
+    const GrpcServerOptions& options,
+    std::shared_ptr<grpc::ServerCredentials> credentials,
+    std::initializer_list<grpc::Service*> services,
+    BrokerMetrics::Port metric_port, GrpcPort& out) {
+  auto listener = ExternalListener::Bind(address);
+  if (!listener.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat(field, ": ", listener.status().message(),
+                     " (address in use or not local?)"));
+  }
+  out.listener = *std::move(listener);
+  out.port = out.listener->port();
+  out.admission = std::make_unique<ConnectionAdmission>(options.connections);
+  grpc::ServerBuilder builder;
+  ApplyServerOptions(options, builder);
+  auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
+      ExternalConnectionType::FROM_FD, std::move(credentials));
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  out.server = builder.BuildAndStart();
+  if (out.server == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat(field, ": gRPC could not start on ", address));
+  }
+  out.listener->Start(
+      std::move(acceptor), out.admission.get(),
+      RefusalReporter(metrics_.get(), metric_port, options));
+  return absl::OkStatus();
+}
+
 absl::Status BrokerServer::StartServers(const v1::BrokerConfig& config) {
   auto credentials = MakeServerCredentials(
       config.server_tls(), settings_.server_tls.refresh_interval);
   if (!credentials.ok()) return credentials.status();
-  {
-    // Bound first, so that a port in use is a start-up error.
-    auto listener = ExternalListener::Bind(config.listen_address());
-    if (!listener.ok()) {
-      return absl::UnavailableError(absl::StrCat(
-          "listenAddress: ", listener.status().message(),
-          " (address in use or not local?)"));
-    }
-    listener_ = *std::move(listener);
-    port_ = listener_->port();
-    admission_ = std::make_unique<ConnectionAdmission>(ConnectionAdmission::Limits{
-        .max_connections = settings_.limits.max_connections,
-        .max_connections_per_peer = settings_.limits.max_connections_per_peer});
-    // Reflection describes every service registered with protobuf-generated
-    // code, health included (see health_service.h).
-    grpc::ServerBuilder builder;
-    ApplyServerOptions(MtlsServerOptions(settings_.limits), builder);
-    auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
-        ExternalConnectionType::FROM_FD, *credentials);
-    builder.RegisterService(token_service_.get());
-    builder.RegisterService(admin_service_.get());
-    builder.RegisterService(health_.get());
-    server_ = builder.BuildAndStart();
-    if (server_ == nullptr) {
-      return absl::UnavailableError(absl::StrCat(
-          "listenAddress: gRPC could not start on ", config.listen_address()));
-    }
-    listener_->Start(std::move(acceptor), admission_.get(),
-                     RefusalReporter(metrics_.get(), BrokerMetrics::Port::kMtls,
-                                     "mtls", admission_.get(),
-                                     "limits.maxConnections",
-                                     "limits.maxConnectionsPerPeer"));
+  // Reflection describes every service registered with protobuf-generated
+  // code, health included (see health_service.h).
+  if (absl::Status s = StartPort(
+          "listenAddress", config.listen_address(),
+          MtlsServerOptions(settings_.limits), *credentials,
+          {token_service_.get(), admin_service_.get(), health_.get()},
+          BrokerMetrics::Port::kMtls, mtls_port_);
+      !s.ok()) {
+    return s;
   }
+  // What kubelet needs and nothing an anonymous peer can pile up: health
+  // Check only, no reflection, small limits (server_options.h).
   if (!config.health_listen_address().empty()) {
-    auto listener = ExternalListener::Bind(config.health_listen_address());
-    if (!listener.ok()) {
-      return absl::UnavailableError(absl::StrCat(
-          "healthListenAddress: ", listener.status().message(),
-          " (address in use or not local?)"));
+    if (absl::Status s = StartPort(
+            "healthListenAddress", config.health_listen_address(),
+            HealthServerOptions(settings_.limits),
+            grpc::InsecureServerCredentials(), {probe_health_.get()},
+            BrokerMetrics::Port::kHealth, probe_port_);
+        !s.ok()) {
+      return s;
     }
-    health_listener_ = *std::move(listener);
-    health_port_ = health_listener_->port();
-    health_admission_ = std::make_unique<ConnectionAdmission>(
-        ConnectionAdmission::Limits{
-            .max_connections = settings_.limits.health_max_connections,
-            .max_connections_per_peer =
-                settings_.limits.health_max_connections_per_peer});
-    // What kubelet needs and nothing an anonymous peer can pile up: health
-    // Check only, no reflection, small limits (server_options.h).
-    grpc::ServerBuilder builder;
-    ApplyServerOptions(HealthServerOptions(settings_.limits), builder);
-    auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
-        ExternalConnectionType::FROM_FD, grpc::InsecureServerCredentials());
-    builder.RegisterService(probe_health_.get());
-    health_server_ = builder.BuildAndStart();
-    if (health_server_ == nullptr) {
-      return absl::UnavailableError(
-          absl::StrCat("healthListenAddress: gRPC could not start on ",
-                       config.health_listen_address()));
-    }
-    health_listener_->Start(
-        std::move(acceptor), health_admission_.get(),
-        RefusalReporter(metrics_.get(), BrokerMetrics::Port::kHealth, "health",
-                        health_admission_.get(), "limits.healthMaxConnections",
-                        "limits.healthMaxConnectionsPerPeer"));
   }
   if (!config.metrics_listen_address().empty()) {
     if (absl::Status s = metrics_->Serve(config.metrics_listen_address());
@@ -295,10 +280,10 @@ void BrokerServer::Shutdown() {
   if (reloader_ != nullptr) reloader_->StopWatching();  // no reload while draining
   // No new connection from here on; those open are drained below. The
   // probe port keeps answering (NOT_SERVING) until the end.
-  if (listener_ != nullptr) listener_->Stop();
-  if (server_ == nullptr) {  // Start() failed half-way
-    if (health_listener_ != nullptr) health_listener_->Stop();
-    if (health_server_ != nullptr) health_server_->Shutdown();
+  if (mtls_port_.listener != nullptr) mtls_port_.listener->Stop();
+  if (mtls_port_.server == nullptr) {  // Start() failed half-way
+    if (probe_port_.listener != nullptr) probe_port_.listener->Stop();
+    if (probe_port_.server != nullptr) probe_port_.server->Shutdown();
     if (metrics_ != nullptr) metrics_->StopServing();
     if (fetcher_ != nullptr) fetcher_->Shutdown();
     if (cache_ != nullptr) cache_->Shutdown();
@@ -322,7 +307,7 @@ void BrokerServer::Shutdown() {
   CondVar cv;
   bool drained = false;
   std::thread drainer([&] {
-    server_->Shutdown(absl::ToChronoTime(grace_end + kAnswerMargin));
+    mtls_port_.server->Shutdown(absl::ToChronoTime(grace_end + kAnswerMargin));
     MutexLock lock(&mu);
     drained = true;
     cv.SignalAll();
@@ -336,9 +321,9 @@ void BrokerServer::Shutdown() {
   fetcher_->Shutdown();
   cache_->Shutdown();
   drainer.join();
-  if (health_listener_ != nullptr) health_listener_->Stop();
-  if (health_server_ != nullptr) health_server_->Shutdown();
-  server_->Wait();
+  if (probe_port_.listener != nullptr) probe_port_.listener->Stop();
+  if (probe_port_.server != nullptr) probe_port_.server->Shutdown();
+  mtls_port_.server->Wait();
   // Last: metrics are scraped during the drain, and the exposer must stop
   // before the cache and services its scrape reads are destroyed.
   metrics_->StopServing();

@@ -18,12 +18,14 @@
 #define TREEZOR_BROKER_SERVER_BROKER_SERVER_H_
 
 #include <atomic>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/clock.h"
 #include "grpcpp/server.h"
 #include "server/admin_service.h"
@@ -35,6 +37,7 @@
 #include "server/metrics.h"
 #include "server/policy.h"
 #include "server/readiness.h"
+#include "server/server_options.h"
 #include "server/settings.h"
 #include "server/token_cache.h"
 #include "server/token_service.h"
@@ -69,8 +72,8 @@ class BrokerServer {
   ~BrokerServer();
 
   // Ports actually bound (useful with ":0"); 0 when not listening.
-  int port() const { return port_; }
-  int health_port() const { return health_port_; }
+  int port() const { return mtls_port_.port; }
+  int health_port() const { return probe_port_.port; }
   int metrics_port() const { return metrics_ == nullptr ? 0 : metrics_->port(); }
 
   // Reads the config file again and applies it if it is valid (see
@@ -115,16 +118,26 @@ class BrokerServer {
   std::unique_ptr<TokenCache> cache_;
   std::unique_ptr<TokenService> token_service_;
   std::unique_ptr<AdminService> admin_service_;
-  // Each gRPC port accepts its connections itself and counts them
-  // (external_listener.h); the listeners stop first in Shutdown().
-  std::unique_ptr<ConnectionAdmission> admission_;
-  std::unique_ptr<ConnectionAdmission> health_admission_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<grpc::Server> health_server_;
-  std::unique_ptr<ExternalListener> listener_;
-  std::unique_ptr<ExternalListener> health_listener_;
-  int port_ = 0;
-  int health_port_ = 0;
+  // One gRPC port. The broker accepts its connections itself (listener),
+  // counts them (admission) and hands the admitted ones to the gRPC server;
+  // the listener stops before the server in Shutdown(), and is destroyed
+  // first.
+  struct GrpcPort {
+    std::unique_ptr<ConnectionAdmission> admission;
+    std::unique_ptr<grpc::Server> server;
+    std::unique_ptr<ExternalListener> listener;
+    int port = 0;
+  };
+  // Starts `out` on `address` (the config field `field`): bound first, so
+  // that a port in use is a start-up error, then gRPC with `options` and
+  // `services`, then the accept loop.
+  absl::Status StartPort(absl::string_view field, const std::string& address,
+                         const GrpcServerOptions& options,
+                         std::shared_ptr<grpc::ServerCredentials> credentials,
+                         std::initializer_list<grpc::Service*> services,
+                         BrokerMetrics::Port metric_port, GrpcPort& out);
+  GrpcPort mtls_port_;
+  GrpcPort probe_port_;  // health Check only, plaintext; optional
   std::atomic<bool> shut_down_{false};
   std::unique_ptr<ReloadTarget> reload_target_;
   // Last: destroyed first, so no file event arrives during teardown.

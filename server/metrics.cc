@@ -195,12 +195,16 @@ BrokerMetrics::BrokerMetrics(Clock* clock)
                 "limits.maxConnections or limits.healthMaxConnections; peer: "
                 "the per-peer-address limit).")
           .Register(*registry_);
-  for (auto [port, name] : {std::pair{Port::kMtls, "mtls"},
-                            std::pair{Port::kHealth, "health"}}) {
+  for (Port port : {Port::kMtls, Port::kHealth}) {
+    const std::string name(PortName(port));
     connections_refused_[static_cast<size_t>(port)] = {
         &refused.Add({{"port", name}, {"limit", "port"}}),
         &refused.Add({{"port", name}, {"limit", "peer"}})};
   }
+}
+
+absl::string_view BrokerMetrics::PortName(Port port) {
+  return port == Port::kMtls ? "mtls" : "health";
 }
 
 void BrokerMetrics::RecordConnectionRefused(Port port, bool peer_limit) {

@@ -61,6 +61,8 @@ class BrokerMetrics final : public TokenCache::Observer {
   // A connection refused at accept (connection_admission.h).
   enum class Port { kMtls = 0, kHealth, kCount };
   void RecordConnectionRefused(Port port, bool peer_limit);
+  // "mtls" or "health", as the metric's `port` label says.
+  static absl::string_view PortName(Port port);
 
   // TokenCache::Observer
   void OnHit() override;

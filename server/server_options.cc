@@ -85,6 +85,10 @@ GrpcServerOptions MtlsServerOptions(const LimitsSettings& limits) {
   o.quota_name = "treezor-broker-mtls";
   o.memory_bytes = limits.memory_bytes;
   o.reflection = true;
+  o.connections = {.max_connections = limits.max_connections,
+                   .max_connections_per_peer = limits.max_connections_per_peer};
+  o.max_connections_field = "limits.maxConnections";
+  o.max_connections_per_peer_field = "limits.maxConnectionsPerPeer";
   return o;
 }
 
@@ -99,6 +103,11 @@ GrpcServerOptions HealthServerOptions(const LimitsSettings& limits) {
   o.quota_name = "treezor-broker-health";
   o.memory_bytes = limits.health_memory_bytes;
   o.reflection = false;
+  o.connections = {
+      .max_connections = limits.health_max_connections,
+      .max_connections_per_peer = limits.health_max_connections_per_peer};
+  o.max_connections_field = "limits.healthMaxConnections";
+  o.max_connections_per_peer_field = "limits.healthMaxConnectionsPerPeer";
   return o;
 }
 

@@ -22,17 +22,18 @@
 // ResourceQuota and stream cap, a short idle timeout, and requests of at most
 // kHealthMaxRequestBytes. No server reflection there.
 //
-// gRPC 1.51 has no cap on the number of connections. What bounds them
-// instead: a connection that has not finished its handshake is dropped after
-// handshake_timeout; an established one without calls after the idle
-// timeout; one with calls after max age + grace; and the ResourceQuota, once
-// the memory gRPC accounts to the port (handshakes, connection and stream
-// buffers) reaches the cap, makes gRPC shrink flow-control windows and
-// reclaim: connections without a stream are sent GOAWAY, then streams are
-// cancelled (RESOURCE_EXHAUSTED "Buffers full"). Unlike later releases,
-// 1.51 does not refuse connections at accept under memory pressure (its
-// libgrpc has no such path), so a flood of connections is bounded by the
-// handshake timeout and the reclaimers, not refused up front.
+// gRPC 1.51 has no cap on the number of connections, and its ResourceQuota
+// neither refuses connections nor counts a pending TLS handshake. So each
+// port also carries its connection caps (`connections`, enforced by the
+// broker's own accept loop, external_listener.h, which resets a connection
+// past them before gRPC sees it), with the config fields that set them for
+// the refusal's log line. Within the caps: a connection that has not
+// finished its handshake is dropped after handshake_timeout; an established
+// one without calls after the idle timeout; one with calls after max age +
+// grace; and the ResourceQuota, once the memory gRPC accounts to the port
+// (connection and stream buffers) reaches the cap, makes gRPC shrink
+// flow-control windows and reclaim: connections without a stream are sent
+// GOAWAY, then streams are cancelled (RESOURCE_EXHAUSTED "Buffers full").
 //
 // Thread-safety: pure functions.
 #ifndef TREEZOR_BROKER_SERVER_SERVER_OPTIONS_H_
@@ -43,6 +44,7 @@
 #include <string>
 
 #include "grpcpp/server_builder.h"
+#include "server/connection_admission.h"
 #include "server/settings.h"
 
 namespace treezor::broker {
@@ -58,6 +60,10 @@ struct GrpcServerOptions {
   int64_t memory_bytes = 0;
   // Whether server reflection is served.
   bool reflection = false;
+  // Open connections the port admits, and the config fields that set them.
+  ConnectionAdmission::Limits connections;
+  std::string max_connections_field;
+  std::string max_connections_per_peer_field;
 };
 
 GrpcServerOptions MtlsServerOptions(const LimitsSettings& limits);

@@ -34,6 +34,10 @@ TEST(ServerOptions, MtlsPortCarriesEveryConnectionLimit) {
               Contains(Pair(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0)));
   EXPECT_EQ(o.memory_bytes, int64_t{100} << 20);
   EXPECT_TRUE(o.reflection);
+  EXPECT_EQ(o.connections.max_connections, 1000);
+  EXPECT_EQ(o.connections.max_connections_per_peer, 250);
+  EXPECT_EQ(o.max_connections_field, "limits.maxConnections");
+  EXPECT_EQ(o.max_connections_per_peer_field, "limits.maxConnectionsPerPeer");
 }
 
 TEST(ServerOptions, ConfiguredValuesReplaceTheDefaults) {
@@ -42,7 +46,11 @@ TEST(ServerOptions, ConfiguredValuesReplaceTheDefaults) {
   limits.max_concurrent_streams = 7;
   limits.max_connection_age = absl::Seconds(90);
   limits.memory_bytes = int64_t{32} << 20;
+  limits.max_connections = 12;
+  limits.max_connections_per_peer = 3;
   const GrpcServerOptions o = MtlsServerOptions(limits);
+  EXPECT_EQ(o.connections.max_connections, 12);
+  EXPECT_EQ(o.connections.max_connections_per_peer, 3);
   EXPECT_THAT(o.int_args,
               Contains(Pair(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 250)));
   EXPECT_THAT(o.int_args, Contains(Pair(GRPC_ARG_MAX_CONCURRENT_STREAMS, 7)));
@@ -74,6 +82,11 @@ TEST(ServerOptions, ProbePortIsSmallAndServesNoReflection) {
   EXPECT_EQ(o.memory_bytes, int64_t{4} << 20);
   EXPECT_NE(o.quota_name, MtlsServerOptions(limits).quota_name);
   EXPECT_FALSE(o.reflection);
+  EXPECT_EQ(o.connections.max_connections, 64);
+  EXPECT_EQ(o.connections.max_connections_per_peer, 16);
+  EXPECT_EQ(o.max_connections_field, "limits.healthMaxConnections");
+  EXPECT_EQ(o.max_connections_per_peer_field,
+            "limits.healthMaxConnectionsPerPeer");
 }
 
 }  // namespace
