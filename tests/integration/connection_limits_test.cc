@@ -16,10 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "common/sync.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -29,6 +26,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
 #include "tests/testing/broker_harness.h"
+#include "tests/testing/metrics_text.h"
 #include "tests/testing/status_matchers.h"
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 
@@ -37,6 +35,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::LogCapture;
+using testing::SampleValue;
 using testing::BrokerHarness;
 using HealthResponse = grpc::health::v1::HealthCheckResponse;
 
@@ -148,20 +147,6 @@ class HeldStream final
   CondVar cv_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
-
-// The value of `series` (name and labels as exposed) in the broker's
-// metrics, -1 when absent.
-double MetricValue(BrokerHarness& harness, const std::string& series) {
-  for (absl::string_view line :
-       absl::StrSplit(harness.metrics().Render(), '\n')) {
-    double value = 0;
-    if (absl::ConsumePrefix(&line, series + " ") &&
-        absl::SimpleAtod(line, &value)) {
-      return value;
-    }
-  }
-  return -1;
-}
 
 class ConnectionLimitsTest : public ::testing::Test {
  protected:
@@ -546,7 +531,7 @@ TEST_F(ConnectionLimitsTest, ConnectionsBeyondThePeerAndPortCapsAreReset) {
                                "limits.maxConnectionsPerPeer",
                                "\"last_peer\":\"127.0.0.2\""},
                               kSlack));
-  EXPECT_EQ(MetricValue(*harness_,
+  EXPECT_EQ(SampleValue(harness_->metrics().Render(),
                         R"(treezor_broker_connections_refused_total{limit="peer",port="mtls"})"),
             1);
   // The caller's connection is served throughout.
@@ -562,7 +547,7 @@ TEST_F(ConnectionLimitsTest, ConnectionsBeyondThePeerAndPortCapsAreReset) {
       << "a connection past limits.maxConnections was kept";
   EXPECT_TRUE(third.open());
   EXPECT_TRUE(fourth.open());
-  EXPECT_EQ(MetricValue(*harness_,
+  EXPECT_EQ(SampleValue(harness_->metrics().Render(),
                         R"(treezor_broker_connections_refused_total{limit="port",port="mtls"})"),
             1);
   EXPECT_TRUE(GetToken(*caller).ok());
@@ -590,7 +575,7 @@ TEST_F(ConnectionLimitsTest, ProbePortCapsConnectionsPerPeer) {
       << "a connection past limits.healthMaxConnectionsPerPeer was kept";
   EXPECT_TRUE(first.open());
   EXPECT_TRUE(second.open());
-  EXPECT_EQ(MetricValue(*harness_,
+  EXPECT_EQ(SampleValue(harness_->metrics().Render(),
                         R"(treezor_broker_connections_refused_total{limit="peer",port="health"})"),
             1);
   grpc::ClientContext ctx;
@@ -600,7 +585,7 @@ TEST_F(ConnectionLimitsTest, ProbePortCapsConnectionsPerPeer) {
                   ->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response)
                   .ok());
   // The mTLS port's counters are its own.
-  EXPECT_EQ(MetricValue(*harness_,
+  EXPECT_EQ(SampleValue(harness_->metrics().Render(),
                         R"(treezor_broker_connections_refused_total{limit="peer",port="mtls"})"),
             0);
 }

@@ -8,17 +8,15 @@
 #include <optional>
 #include <thread>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
 #include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "tests/testing/broker_harness.h"
+#include "tests/testing/metrics_text.h"
 #include "tests/testing/log_capture.h"
 #include "tests/testing/status_matchers.h"
 #include "treezor/broker/v1/admin_service.grpc.pb.h"
@@ -26,6 +24,8 @@
 
 namespace treezor::broker {
 namespace {
+
+using testing::SampleValue;
 
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -71,18 +71,6 @@ std::string Scrape(int port) {
   std::optional<std::string> body = TryScrape(port, &error);
   EXPECT_TRUE(body.has_value()) << error;
   return body.value_or("");
-}
-
-// The value of the sample whose line starts with `series` (name and labels
-// exactly as exposed), or -1 when absent.
-double Value(const std::string& exposition, const std::string& series) {
-  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
-    if (absl::StartsWith(line, series + " ")) {
-      double v = 0;
-      if (absl::SimpleAtod(line.substr(series.size() + 1), &v)) return v;
-    }
-  }
-  return -1;
 }
 
 class OperationsTest : public ::testing::Test {
@@ -136,24 +124,24 @@ TEST_F(OperationsTest, MetricsMoveAsTheScenarioDrivesThem) {
       R"(treezor_broker_rpcs_total{code="PERMISSION_DENIED",method="GetToken"})";
   const std::string hits = R"(treezor_broker_cache_requests_total{result="hit"})";
   std::string before = Scrape(port);
-  EXPECT_EQ(Value(before, ok_rpcs), 0);
+  EXPECT_EQ(SampleValue(before, ok_rpcs), 0);
 
   ASSERT_TRUE(Get("payments", "acme").ok());
   ASSERT_TRUE(Get("payments", "acme").ok());
   EXPECT_EQ(Get("payments", "globex").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   std::string after = Scrape(port);
-  EXPECT_EQ(Value(after, ok_rpcs), 2);
-  EXPECT_EQ(Value(after, denied_rpcs), 1);
-  EXPECT_GE(Value(after, hits), 1);
-  EXPECT_GE(Value(after, "treezor_broker_get_token_latency_seconds_count"), 3);
-  EXPECT_EQ(Value(after, R"(treezor_broker_upstream_requests_total{grant_type="client_credentials",outcome="ok",tenant="acme"})"),
+  EXPECT_EQ(SampleValue(after, ok_rpcs), 2);
+  EXPECT_EQ(SampleValue(after, denied_rpcs), 1);
+  EXPECT_GE(SampleValue(after, hits), 1);
+  EXPECT_GE(SampleValue(after, "treezor_broker_get_token_latency_seconds_count"), 3);
+  EXPECT_EQ(SampleValue(after, R"(treezor_broker_upstream_requests_total{grant_type="client_credentials",outcome="ok",tenant="acme"})"),
             1);
-  EXPECT_EQ(Value(after, R"(treezor_broker_token_expiry_seconds{scopes="read_write",tenant="acme"})"),
+  EXPECT_EQ(SampleValue(after, R"(treezor_broker_token_expiry_seconds{scopes="read_write",tenant="acme"})"),
             3600);
-  EXPECT_EQ(Value(after, "treezor_broker_upstream_in_flight"), 0);
-  EXPECT_EQ(Value(after, "treezor_broker_config_generation"), 1);
-  EXPECT_EQ(Value(after, "treezor_broker_watch_streams"), 0);
+  EXPECT_EQ(SampleValue(after, "treezor_broker_upstream_in_flight"), 0);
+  EXPECT_EQ(SampleValue(after, "treezor_broker_config_generation"), 1);
+  EXPECT_EQ(SampleValue(after, "treezor_broker_watch_streams"), 0);
 
   // A failing renewal shows up per entry.
   harness_->treezor().SetPersistentFault(testing::FakeTreezor::Fault::Status(503));
@@ -164,11 +152,11 @@ TEST_F(OperationsTest, MetricsMoveAsTheScenarioDrivesThem) {
   const std::string failing = Scrape(port);
   const std::string failures =
       R"(treezor_broker_token_consecutive_failures{scopes="read_write",tenant="acme"})";
-  EXPECT_GE(Value(failing, failures), 1);
-  EXPECT_GE(Value(failing, R"(treezor_broker_upstream_requests_total{grant_type="client_credentials",outcome="http_5xx",tenant="acme"})"),
+  EXPECT_GE(SampleValue(failing, failures), 1);
+  EXPECT_GE(SampleValue(failing, R"(treezor_broker_upstream_requests_total{grant_type="client_credentials",outcome="http_5xx",tenant="acme"})"),
             1);
   ASSERT_TRUE(Get("payments", "acme").ok());  // served while failing
-  EXPECT_EQ(Value(Scrape(port), R"(treezor_broker_tokens_served_while_failing_total{scopes="read_write",tenant="acme"})"),
+  EXPECT_EQ(SampleValue(Scrape(port), R"(treezor_broker_tokens_served_while_failing_total{scopes="read_write",tenant="acme"})"),
             1);
   // No secret, no token in the exposition.
   const std::string all = Scrape(port);
@@ -272,7 +260,7 @@ TEST_F(OperationsTest, BadReloadKeepsTheOldConfig) {
   EXPECT_THAT(response.error(), HasSubstr("bogus"));
   EXPECT_EQ(response.config_generation(), 1);
   EXPECT_TRUE(Get("payments", "acme").ok());  // still serving
-  EXPECT_GE(Value(Scrape(port),
+  EXPECT_GE(SampleValue(Scrape(port),
                   R"(treezor_broker_config_reloads_total{outcome="rejected"})"),
             1);
   EXPECT_EQ(harness_->broker().generation(), 1);
