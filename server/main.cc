@@ -128,8 +128,9 @@ int Run(const std::string& path, bool core_dumps_allowed) {
 int main(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, so every absl::Mutex (all of gRPC's)
   // keeps a lock-order graph for deadlock detection, a debugging aid that
-  // release builds of Abseil leave off; it cost ~8 % of a cached GetToken's
-  // instructions (tests/bench/README.md, profile). Off before any thread.
+  // release builds of Abseil leave off; it was ~3 % of the broker's
+  // instructions under load (tests/bench/README.md, "Issue 13: the hit
+  // path"). Off before any thread.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(
       "Treezor token broker.\n"
