@@ -1,5 +1,6 @@
 #include "server/logging.h"
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -107,13 +108,20 @@ namespace internal {
 // costs more than the RPC's own work.
 void AppendJsonString(absl::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
+  // Which bytes need an escape: control characters, '"', '\\' and DEL.
+  static constexpr auto kEscaped = [] {
+    std::array<bool, 256> table{};
+    for (int c = 0; c < 0x20; ++c) table[c] = true;
+    table['"'] = table['\\'] = table[0x7f] = true;
+    return table;
+  }();
   out->push_back('"');
   // Runs of characters that need no escape are appended whole (this runs
   // for every field of every audit line).
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    if (!kEscaped[c]) continue;
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
@@ -132,6 +140,14 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+void AppendJsonField(absl::string_view key, absl::string_view value,
+                     std::string* out) {
+  out->push_back(',');
+  AppendJsonString(key, out);
+  out->push_back(':');
+  AppendJsonString(value, out);
+}
+
 }  // namespace internal
 
 void Log(LogLevel level, absl::string_view message,
@@ -139,20 +155,27 @@ void Log(LogLevel level, absl::string_view message,
   if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
     return;
   }
+  std::string json;
+  for (const LogField& f : fields) {
+    internal::AppendJsonField(f.key, f.value, &json);
+  }
+  LogJson(level, message, json);
+}
+
+void LogJson(LogLevel level, absl::string_view message,
+             absl::string_view fields_json) {
+  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
+    return;
+  }
   std::string line;
-  line.reserve(512 + message.size());  // an audit line, without regrowth
+  line.reserve(64 + message.size() + fields_json.size());  // no regrowth
   line.append("{\"time\":\"");
   AppendTimestamp(&line);
   line.append("\",\"level\":\"");
   line.append(LevelName(level));
   line.append("\",\"msg\":");
   internal::AppendJsonString(message, &line);
-  for (const LogField& f : fields) {
-    line.push_back(',');
-    internal::AppendJsonString(f.key, &line);
-    line.push_back(':');
-    internal::AppendJsonString(f.value, &line);
-  }
+  line.append(fields_json.data(), fields_json.size());
   line.push_back('}');
 
   SinkState& state = State();
@@ -163,9 +186,9 @@ void Log(LogLevel level, absl::string_view message,
       state.sink(line);
       return;
     }
-    line.push_back('\n');
     const bool was_empty = state.pending.empty();
     state.pending.append(line);
+    state.pending.push_back('\n');
     if (state.pending.size() > kMaxPendingBytes) write_now = true;
     if (!state.writer_started) {
       state.writer_started = true;

@@ -40,6 +40,13 @@ inline void Log(LogLevel level, absl::string_view message,
   Log(level, message, absl::Span<const LogField>(fields.begin(), fields.size()));
 }
 
+// Log with the fields already formatted: `fields_json` is empty or
+// `,"key":value` pairs, valid JSON (keys and string values written with
+// internal::AppendJsonString, numbers as digits). The audit line uses it: it
+// keeps a caller's fields formatted once per certificate, not once per call.
+void LogJson(LogLevel level, absl::string_view message,
+             absl::string_view fields_json);
+
 inline void LogInfo(absl::string_view m, std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kInfo, m, f);
 }
@@ -67,6 +74,9 @@ void SetLogSink(LogSink sink);
 namespace internal {
 // Appends `s` as a JSON string literal (with quotes) to `out`.
 void AppendJsonString(absl::string_view s, std::string* out);
+// Appends `,"key":` then `value` as a JSON string: one field for LogJson.
+void AppendJsonField(absl::string_view key, absl::string_view value,
+                     std::string* out);
 }  // namespace internal
 
 }  // namespace treezor::broker

@@ -158,29 +158,31 @@ absl::StatusOr<PeerIdentity> PeerIdentityFromAuthContext(
   return PeerIdentityFromPem(absl::string_view(pem[0].data(), pem[0].size()));
 }
 
-absl::StatusOr<PeerIdentity> PeerIdentityMemo::FromPem(absl::string_view pem) {
+std::shared_ptr<const PeerIdentityMemo::Known> PeerIdentityMemo::FromPem(
+    absl::string_view pem) {
   {
     MutexLock lock(&mu_);
     auto it = by_pem_.find(pem);
     if (it != by_pem_.end()) return it->second;
   }
   // Parsed outside the lock: a slow parse does not hold up other callers.
-  absl::StatusOr<PeerIdentity> peer = PeerIdentityFromPem(pem);
+  auto known = std::make_shared<const Known>(PeerIdentityFromPem(pem));
   if (max_entries_ == 0 || pem.size() > kMaxPeerCertificatePemBytes) {
-    return peer;
+    return known;
   }
   MutexLock lock(&mu_);
   if (by_pem_.size() >= max_entries_) by_pem_.clear();
-  by_pem_.emplace(std::string(pem), peer);
-  return peer;
+  // A concurrent first call of the same certificate may have stored it
+  // meanwhile: keep that one, so its derived slot is shared.
+  return by_pem_.emplace(std::string(pem), std::move(known)).first->second;
 }
 
-absl::StatusOr<PeerIdentity> PeerIdentityMemo::FromAuthContext(
-    const grpc::AuthContext& context) {
-  if (!context.IsPeerAuthenticated()) return PeerIdentity();
+std::shared_ptr<const PeerIdentityMemo::Known>
+PeerIdentityMemo::FromAuthContext(const grpc::AuthContext& context) {
+  if (!context.IsPeerAuthenticated()) return anonymous_;
   const std::vector<grpc::string_ref> pem =
       context.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
-  if (pem.empty()) return PeerIdentity();
+  if (pem.empty()) return anonymous_;
   return FromPem(absl::string_view(pem[0].data(), pem[0].size()));
 }
 

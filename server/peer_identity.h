@@ -28,10 +28,12 @@
 #define TREEZOR_BROKER_SERVER_PEER_IDENTITY_H_
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/sync.h"
@@ -97,23 +99,68 @@ absl::StatusOr<PeerIdentity> PeerIdentityFromAuthContext(
 // when a new one would exceed that the memo starts over (cheap, and a
 // connection's next call simply parses again). Refusals are remembered too:
 // a hostile certificate costs one parse, not one per call.
+//
+// Each certificate's answer is shared (Known), not copied per call, and has
+// a slot for what a user derives from it: the token service keeps its policy
+// decision and the audit line's caller fields there (token_service.cc), so a
+// cached GetToken neither parses, nor matches, nor formats its caller again.
 class PeerIdentityMemo {
  public:
   static constexpr size_t kDefaultMaxEntries = 128;  // <= 8 MiB of PEM
+
+  // One certificate's identity, immutable, plus the derived slot.
+  class Known {
+   public:
+    explicit Known(absl::StatusOr<PeerIdentity> identity)
+        : identity_(std::move(identity)) {}
+    const absl::StatusOr<PeerIdentity>& identity() const { return identity_; }
+
+    // What the memo's user derived from identity(): the last value stored if
+    // `fresh` says it is still good, else `derive()`'s, stored. One memo
+    // holds one type T (type-erased here so the memo needs no template).
+    template <typename T>
+    std::shared_ptr<const T> Derived(
+        absl::FunctionRef<bool(const T&)> fresh,
+        absl::FunctionRef<std::shared_ptr<const T>()> derive) const
+        ABSL_LOCKS_EXCLUDED(mu_) {
+      {
+        MutexLock lock(&mu_);
+        if (derived_ != nullptr && fresh(*static_cast<const T*>(derived_.get()))) {
+          return std::static_pointer_cast<const T>(derived_);
+        }
+      }
+      std::shared_ptr<const T> made = derive();  // outside the lock
+      MutexLock lock(&mu_);
+      derived_ = made;
+      return made;
+    }
+
+   private:
+    const absl::StatusOr<PeerIdentity> identity_;
+    mutable Mutex mu_;
+    mutable std::shared_ptr<const void> derived_ ABSL_GUARDED_BY(mu_);
+  };
+
   explicit PeerIdentityMemo(size_t max_entries = kDefaultMaxEntries)
       : max_entries_(max_entries) {}
 
-  absl::StatusOr<PeerIdentity> FromPem(absl::string_view pem)
+  std::shared_ptr<const Known> FromPem(absl::string_view pem)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<PeerIdentity> FromAuthContext(const grpc::AuthContext& context)
+  // An unauthenticated peer (or one without a certificate) gets the one
+  // shared Known of an empty PeerIdentity.
+  std::shared_ptr<const Known> FromAuthContext(const grpc::AuthContext& context)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The shared Known of an empty PeerIdentity (a peer without a certificate).
+  const std::shared_ptr<const Known>& anonymous() const { return anonymous_; }
   // Certificates remembered now.
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const size_t max_entries_;
+  const std::shared_ptr<const Known> anonymous_ =
+      std::make_shared<const Known>(PeerIdentity());
   mutable Mutex mu_;
-  absl::flat_hash_map<std::string, absl::StatusOr<PeerIdentity>> by_pem_
+  absl::flat_hash_map<std::string, std::shared_ptr<const Known>> by_pem_
       ABSL_GUARDED_BY(mu_);
 };
 

@@ -23,6 +23,9 @@ constexpr size_t kMaxLoggedTenant = 96;
 constexpr size_t kMaxLoggedScopes = 160;
 constexpr size_t kMaxLoggedError = 200;
 
+// The caller field of an RPC whose caller is not known (no certificate).
+constexpr absl::string_view kNoCaller = ",\"caller\":\"\"";
+
 // Bytes `c` takes once JSON-escaped (internal::AppendJsonString).
 size_t EscapedSize(unsigned char c) {
   if (c == '"' || c == '\\') return 2;
@@ -55,23 +58,19 @@ RpcAudit::RpcAudit(BrokerMetrics::Rpc rpc, Clock* clock,
     : rpc_(rpc), clock_(clock), metrics_(metrics), started_(clock->Now()) {}
 
 void RpcAudit::SetCaller(const PeerIdentity& peer) {
-  // Joined while it may still fit, then cut once: a certificate with a
-  // hundred long SANs costs no more than one with two.
-  std::string joined;
-  auto add = [&joined](absl::string_view kind, absl::string_view name) {
-    if (joined.size() > kMaxLoggedCaller) return;
-    absl::StrAppend(&joined, joined.empty() ? "" : ",", kind, ":", name);
-  };
-  for (const std::string& uri : peer.uri_sans) add("uri", uri);
-  for (const std::string& dns : peer.dns_sans) add("dns", dns);
-  if (!peer.common_name.empty()) add("cn", peer.common_name);
-  caller_names_ = peer.name_count();
-  caller_ = Bounded(joined, kMaxLoggedCaller, &caller_cut_);
+  caller_json_ = AuditCallerJson(peer);
 }
 
 void RpcAudit::SetIdentity(const MatchedIdentity& identity) {
-  has_identity_ = true;
-  identity_ = {identity.kind, Bounded(identity.name, kMaxLoggedIdentity)};
+  identity_json_ = AuditIdentityJson(identity);
+}
+
+void RpcAudit::SetCallerJson(std::shared_ptr<const void> owner,
+                             absl::string_view json) {
+  caller_json_.clear();
+  identity_json_.clear();
+  shared_owner_ = std::move(owner);
+  shared_json_ = json;
 }
 
 void RpcAudit::SetTenant(absl::string_view tenant) {
@@ -112,53 +111,87 @@ void RpcAudit::SetToken(const CachedToken& token) {
 
 void RpcAudit::AddField(LogField field) { extra_.push_back(std::move(field)); }
 
-std::vector<LogField> RpcAudit::RequestFields(size_t more) const {
-  // Built in place (this runs on every RPC): no initializer-list copies.
-  std::vector<LogField> fields;
-  fields.reserve(8 + more);
-  fields.emplace_back("rpc", kRpcNames[static_cast<int>(rpc_)]);
-  fields.emplace_back("caller", caller_);
-  if (caller_cut_) fields.emplace_back("caller_names", caller_names_);
-  if (has_identity_) {
-    fields.emplace_back("identity", identity_.name);
-    fields.emplace_back("identity_kind", IdentityKindName(identity_.kind));
+std::string RpcAudit::RequestFields() const {
+  // Appended to one string (this runs on every RPC): no field copies.
+  std::string json;
+  json.reserve(320);
+  absl::StrAppend(&json, ",\"rpc\":\"", kRpcNames[static_cast<int>(rpc_)],
+                  "\"");
+  if (shared_owner_ != nullptr) {
+    absl::StrAppend(&json, shared_json_);
+  } else {
+    absl::StrAppend(&json, caller_json_.empty() ? kNoCaller : caller_json_,
+                    identity_json_);
   }
-  if (has_tenant_) fields.emplace_back("tenant", tenant_);
-  if (has_scopes_) fields.emplace_back("scopes", scopes_);
-  if (scope_count_ > 0) fields.emplace_back("scope_count", scope_count_);
-  return fields;
+  if (has_tenant_) internal::AppendJsonField("tenant", tenant_, &json);
+  if (has_scopes_) internal::AppendJsonField("scopes", scopes_, &json);
+  if (scope_count_ > 0) absl::StrAppend(&json, ",\"scope_count\":\"", scope_count_, "\"");
+  return json;
 }
 
 void RpcAudit::Event(absl::string_view event, const CachedToken* token) {
   if (finished_) return;
-  std::vector<LogField> fields = RequestFields(3);
-  fields.emplace_back("event", event);
+  std::string json = RequestFields();
+  internal::AppendJsonField("event", event, &json);
   if (token != nullptr) {
-    fields.emplace_back("token_fp", token->fingerprint);
-    fields.emplace_back("version", token->version);
+    internal::AppendJsonField("token_fp", token->fingerprint, &json);
+    absl::StrAppend(&json, ",\"version\":\"", token->version, "\"");
   }
-  Log(LogLevel::kInfo, "audit", fields);
+  LogJson(LogLevel::kInfo, "audit", json);
 }
 
 grpc::Status RpcAudit::Finish(const absl::Status& outcome) {
   if (!finished_) {
     finished_ = true;
     const absl::Duration latency = clock_->Now() - started_;
-    std::vector<LogField> fields = RequestFields(4 + extra_.size());
-    fields.emplace_back("outcome", absl::StatusCodeToString(outcome.code()));
-    fields.emplace_back("latency_us", absl::ToInt64Microseconds(latency));
+    std::string json = RequestFields();
+    absl::StrAppend(&json, ",\"outcome\":\"",
+                    absl::StatusCodeToString(outcome.code()), "\",\"latency_us\":\"",
+                    absl::ToInt64Microseconds(latency), "\"");
     if (!outcome.ok()) {
       // Errors may echo the request (bounded there too); cut again here.
-      fields.emplace_back("error", Bounded(outcome.message(), kMaxLoggedError));
+      internal::AppendJsonField("error",
+                                Bounded(outcome.message(), kMaxLoggedError),
+                                &json);
     }
     if (!token_fingerprint_.empty()) {
-      fields.emplace_back("token_fp", token_fingerprint_);
+      internal::AppendJsonField("token_fp", token_fingerprint_, &json);
     }
-    for (LogField& f : extra_) fields.push_back(std::move(f));
-    Log(LogLevel::kInfo, "audit", fields);
+    for (const LogField& f : extra_) {
+      internal::AppendJsonField(f.key, f.value, &json);
+    }
+    LogJson(LogLevel::kInfo, "audit", json);
     if (metrics_ != nullptr) metrics_->RecordRpc(rpc_, outcome.code(), latency);
   }
   return ToGrpcStatus(outcome);
+}
+
+std::string AuditCallerJson(const PeerIdentity& peer) {
+  // Joined while it may still fit, then cut once: a certificate with a
+  // hundred long SANs costs no more than one with two.
+  std::string joined;
+  auto add = [&joined](absl::string_view kind, absl::string_view name) {
+    if (joined.size() > kMaxLoggedCaller) return;
+    absl::StrAppend(&joined, joined.empty() ? "" : ",", kind, ":", name);
+  };
+  for (const std::string& uri : peer.uri_sans) add("uri", uri);
+  for (const std::string& dns : peer.dns_sans) add("dns", dns);
+  if (!peer.common_name.empty()) add("cn", peer.common_name);
+  bool cut = false;
+  std::string json;
+  internal::AppendJsonField("caller", Bounded(joined, kMaxLoggedCaller, &cut),
+                            &json);
+  if (cut) absl::StrAppend(&json, ",\"caller_names\":\"", peer.name_count(), "\"");
+  return json;
+}
+
+std::string AuditIdentityJson(const MatchedIdentity& identity) {
+  std::string json;
+  internal::AppendJsonField(
+      "identity", Bounded(identity.name, kMaxLoggedIdentity), &json);
+  internal::AppendJsonField("identity_kind", IdentityKindName(identity.kind),
+                            &json);
+  return json;
 }
 
 }  // namespace treezor::broker

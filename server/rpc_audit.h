@@ -24,6 +24,7 @@
 #ifndef TREEZOR_BROKER_SERVER_RPC_AUDIT_H_
 #define TREEZOR_BROKER_SERVER_RPC_AUDIT_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,10 @@ class RpcAudit {
   void SetCaller(const PeerIdentity& peer);
   // The config identity the caller matched, and how ("uri", "dns", "cn").
   void SetIdentity(const MatchedIdentity& identity);
+  // SetCaller and SetIdentity at once, from fields formatted earlier
+  // (AuditCallerJson + AuditIdentityJson) that `owner` keeps alive: the token
+  // service formats them once per certificate and policy, not once per call.
+  void SetCallerJson(std::shared_ptr<const void> owner, absl::string_view json);
   void SetTenant(absl::string_view tenant);
   // The scopes, as requested (before any validation) or as resolved; logged
   // space-separated, cut to a prefix with their count when long.
@@ -78,19 +83,21 @@ class RpcAudit {
  private:
   void SetScopeList(size_t count,
                     absl::FunctionRef<absl::string_view(size_t)> scope);
-  // rpc, caller, identity, tenant and scopes: the start of every line.
-  std::vector<LogField> RequestFields(size_t more) const;
+  // rpc, caller, identity, tenant and scopes: the start of every line, as
+  // LogJson fields.
+  std::string RequestFields() const;
 
   BrokerMetrics::Rpc rpc_;
   Clock* clock_;
   BrokerMetrics* metrics_;
   absl::Time started_;
   bool finished_ = false;
-  std::string caller_;
-  size_t caller_names_ = 0;
-  bool caller_cut_ = false;
-  bool has_identity_ = false;
-  MatchedIdentity identity_{IdentityKind::kUri, ""};
+  // The caller's fields as JSON: SetCaller's and SetIdentity's own, or
+  // SetCallerJson's shared ones.
+  std::string caller_json_;
+  std::string identity_json_;
+  std::shared_ptr<const void> shared_owner_;
+  absl::string_view shared_json_;
   bool has_tenant_ = false;
   std::string tenant_;
   bool has_scopes_ = false;
@@ -99,6 +106,12 @@ class RpcAudit {
   std::string token_fingerprint_;
   std::vector<LogField> extra_;
 };
+
+// The audit line's fields for a caller's certificate names (`"caller"`, and
+// `"caller_names"` when cut) and for the config identity it matched
+// (`"identity"`, `"identity_kind"`), as LogJson fields: bounded and escaped.
+std::string AuditCallerJson(const PeerIdentity& peer);
+std::string AuditIdentityJson(const MatchedIdentity& identity);
 
 // `name` (a caller identity) cut as audit lines cut it, for error messages
 // that echo it: at most ~100 bytes once JSON-escaped.

@@ -14,33 +14,47 @@
 namespace treezor::broker {
 namespace {
 
-// The caller's certificate identity (parsed once per certificate: see
-// PeerIdentityMemo); its names go into the audit line.
-absl::StatusOr<PeerIdentity> CallerIdentity(grpc::CallbackServerContext* ctx,
-                                            PeerIdentityMemo* identities,
-                                            RpcAudit* audit) {
+// What the policy says of one certificate, and the audit line's fields for
+// it: derived once per certificate and policy (kept in the certificate's
+// PeerIdentityMemo slot), not once per call.
+struct CallerDecision {
+  std::shared_ptr<const Policy> policy;  // the policy it was decided under
+  absl::StatusOr<PeerIdentity> peer;
+  // The config identities the certificate matches (Policy::MatchCaller), or
+  // why it matches none (or why its certificate is refused).
+  absl::StatusOr<std::vector<MatchedIdentity>> matched;
+  std::string audit_json;  // AuditCallerJson + AuditIdentityJson
+};
+
+std::shared_ptr<const CallerDecision> Decide(
+    grpc::CallbackServerContext* ctx, PeerIdentityMemo* identities,
+    const std::shared_ptr<const Policy>& policy) {
   auto auth = ctx->auth_context();
-  absl::StatusOr<PeerIdentity> peer =
-      auth == nullptr ? PeerIdentity() : identities->FromAuthContext(*auth);
-  if (peer.ok()) audit->SetCaller(*peer);
-  return peer;
+  std::shared_ptr<const PeerIdentityMemo::Known> known =
+      auth == nullptr ? identities->anonymous()
+                      : identities->FromAuthContext(*auth);
+  return known->Derived<CallerDecision>(
+      [&policy](const CallerDecision& d) { return d.policy == policy; },
+      [&]() {
+        auto d = std::make_shared<CallerDecision>();
+        d->policy = policy;
+        d->peer = known->identity();
+        d->matched = d->peer.ok() ? policy->MatchCaller(*d->peer)
+                                  : absl::StatusOr<std::vector<MatchedIdentity>>(
+                                        d->peer.status());
+        if (d->peer.ok()) d->audit_json = AuditCallerJson(*d->peer);
+        if (d->matched.ok()) d->audit_json += AuditIdentityJson(d->matched->front());
+        return std::shared_ptr<const CallerDecision>(std::move(d));
+      });
 }
 
-// The scope set `peer` may have on `tenant` under `policy`; the matched
-// identities (the first one goes into the audit line) in `matched`.
-absl::StatusOr<ScopeSet> AuthorizeCaller(
-    const Policy& policy, const absl::StatusOr<PeerIdentity>& peer,
-    const std::string& tenant,
-    const google::protobuf::RepeatedPtrField<std::string>& scopes,
-    RpcAudit* audit, std::vector<MatchedIdentity>* matched) {
-  if (!peer.ok()) return peer.status();
-  absl::StatusOr<std::vector<MatchedIdentity>> caller =
-      policy.MatchCaller(*peer);
-  if (!caller.ok()) return caller.status();
-  audit->SetIdentity(caller->front());
-  *matched = *std::move(caller);
+// The scope set the decided caller may have on `tenant`.
+absl::StatusOr<ScopeSet> Authorize(
+    const CallerDecision& caller, const std::string& tenant,
+    const google::protobuf::RepeatedPtrField<std::string>& scopes) {
+  if (!caller.matched.ok()) return caller.matched.status();
   const std::vector<std::string> requested(scopes.begin(), scopes.end());
-  return policy.Authorize(*matched, tenant, requested);
+  return caller.policy->Authorize(*caller.matched, tenant, requested);
 }
 
 // One GetToken call. Waits for the cache without holding a thread; if the
@@ -231,18 +245,17 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
       context, cache_, response,
       RpcAudit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_));
   RpcAudit& audit = reactor->audit();
-  const absl::StatusOr<PeerIdentity> peer =
-      CallerIdentity(context, &identities_, &audit);
+  const std::shared_ptr<const CallerDecision> caller =
+      Decide(context, &identities_, policy());
+  audit.SetCallerJson(caller, caller->audit_json);
   audit.SetTenant(request->tenant());
   audit.SetScopes(request->scopes());
   if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
     reactor->Refuse(s);
     return reactor;
   }
-  std::vector<MatchedIdentity> matched;
   absl::StatusOr<ScopeSet> scopes =
-      AuthorizeCaller(*policy(), peer, request->tenant(), request->scopes(),
-                      &audit, &matched);
+      Authorize(*caller, request->tenant(), request->scopes());
   if (!scopes.ok()) {
     reactor->Refuse(scopes.status());
     return reactor;
@@ -254,7 +267,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     options.min_ttl = FromProtoDuration(request->min_ttl());
   }
   options.rejected_token_sha256 = request->rejected_token_sha256();
-  options.caller = matched.front().name;
+  options.caller = caller->matched->front().name;
   reactor->Start(std::move(key), options);
   return reactor;
 }
@@ -263,11 +276,13 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     grpc::CallbackServerContext* context,
     const v1::WatchTokenRequest* request) {
   RpcAudit audit(BrokerMetrics::Rpc::kWatchToken, clock_, metrics_);
-  const absl::StatusOr<PeerIdentity> peer =
-      CallerIdentity(context, &identities_, &audit);
+  // Decided under the policy of the moment; re-decided below, under the
+  // lock, if the policy changes in between.
+  std::shared_ptr<const CallerDecision> caller =
+      Decide(context, &identities_, policy());
   audit.SetTenant(request->tenant());
   WatchTokenReactor::Grant grant;
-  if (peer.ok()) grant.peer = *peer;
+  if (caller->peer.ok()) grant.peer = *caller->peer;
   grant.tenant = request->tenant();
   absl::Status status = ValidateWatchTokenRequest(*request);
   if (status.ok()) {
@@ -281,11 +296,13 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     // (and re-authorizes this stream).
     MutexLock lock(&mu_);
     ScopeSet scopes;
-    std::vector<MatchedIdentity> matched;
+    if (caller->policy != policy_) {
+      caller = Decide(context, &identities_, policy_);
+    }
+    audit.SetCallerJson(caller, caller->audit_json);
     if (status.ok()) {
       absl::StatusOr<ScopeSet> authorized =
-          AuthorizeCaller(*policy_, peer, request->tenant(), request->scopes(),
-                          &audit, &matched);
+          Authorize(*caller, request->tenant(), request->scopes());
       if (authorized.ok()) {
         scopes = *std::move(authorized);
       } else {
@@ -298,7 +315,7 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     if (status.ok()) {
       // The slot is taken here, under the lock, so concurrent starts of one
       // caller cannot overshoot the cap; Unregister gives it back.
-      const std::string& owner = matched.front().name;
+      const std::string& owner = caller->matched->front().name;
       int& open = watches_per_caller_[owner];
       if (open >= max_watch_streams_per_caller_) {
         if (open == 0) watches_per_caller_.erase(owner);

@@ -10,6 +10,9 @@
 #   --out DIR        where results go (default tests/bench/results)
 #   --build-dir DIR  the CMake build tree (default build/)
 #   --no-build       do not build the targets first (CTest has built them)
+#   --load-only      only step 1 (GetToken vs Check vs the bare server, and
+#                    the pinned rows): ~4 min, its tables, no RESULTS.md;
+#                    into a temporary directory unless --out is given
 #
 # Steps: (1) load_generator against the real broker binary (one tenant, a
 # cached token) with the Treezor simulator as upstream: cached GetToken vs
@@ -33,17 +36,22 @@ mode=full
 out=$here/results
 build_dir=$root/build
 build=1
+load_only=0
+out_given=0
 while (($#)); do
   case $1 in
     --smoke) mode=smoke ;;
-    --out) out=$2; shift ;;
+    --out) out=$2; out_given=1; shift ;;
     --build-dir) build_dir=$2; shift ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --load-only) load_only=1 ;;
+    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "run_all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+# --load-only keeps the committed results: a temporary directory by default.
+if ((load_only && !out_given)); then out=$(mktemp -d "${TMPDIR:-/tmp}/tzb-load-XXXXXX"); fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -f "$out"/*.json "$out"/*.csv "$out"/*.txt "$out"/*.png "$out"/RESULTS.md
@@ -188,6 +196,11 @@ if ((load_rc)); then
 fi
 kill -TERM "$broker_pid" "$noop_pid" 2>/dev/null || true
 wait "$broker_pid" "$noop_pid" 2>/dev/null || true
+
+if ((load_only)); then
+  echo "run_all.sh: --load-only: results in $out (load*.txt, load*.json)"
+  exit "$load_rc"
+fi
 
 # --- 2. Stampede ------------------------------------------------------------
 section "stampede_benchmark"

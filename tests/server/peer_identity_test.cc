@@ -181,7 +181,7 @@ TEST(IdentityKindName, NamesEachKind) {
 // `memo` and the parser agree on `pem`: same status, same names.
 void ExpectSameAnswer(PeerIdentityMemo& memo, const std::string& pem) {
   const absl::StatusOr<PeerIdentity> direct = PeerIdentityFromPem(pem);
-  const absl::StatusOr<PeerIdentity> memoised = memo.FromPem(pem);
+  const absl::StatusOr<PeerIdentity> memoised = memo.FromPem(pem)->identity();
   ASSERT_EQ(direct.status(), memoised.status());
   if (!direct.ok()) return;
   EXPECT_EQ(direct->uri_sans, memoised->uri_sans);
@@ -209,8 +209,12 @@ TEST_F(PeerIdentityTest, MemoAnswersAsTheParserDoesForEveryKindOfCertificate) {
   }
   EXPECT_EQ(memo.size(), pems.size());
   // A refusal is remembered as a refusal.
-  EXPECT_THAT(memo.FromPem(pems[4]), StatusIs(kDenied, HasSubstr("")));
-  EXPECT_EQ(memo.FromPem(pems[3])->uri_sans.size(), 2u);
+  EXPECT_THAT(memo.FromPem(pems[4])->identity(),
+              StatusIs(kDenied, HasSubstr("")));
+  EXPECT_EQ(memo.FromPem(pems[3])->identity()->uri_sans.size(), 2u);
+  // Remembered means shared: the same answer object, not a copy per call.
+  EXPECT_EQ(memo.FromPem(pems[0]), memo.FromPem(pems[0]));
+  EXPECT_NE(memo.FromPem(pems[0]), memo.FromPem(pems[1]));
 }
 
 TEST_F(PeerIdentityTest, MemoIsBounded) {
@@ -226,6 +230,46 @@ TEST_F(PeerIdentityTest, MemoIsBounded) {
     EXPECT_LE(memo.size(), 2u);
   }
   ExpectSameAnswer(memo, pems[0]);  // forgotten, parsed again: same answer
+}
+
+// The derived slot: what a user derives from a certificate (the token
+// service's policy decision) is derived once, kept while fresh, derived again
+// when stale, and is the certificate's own.
+TEST_F(PeerIdentityTest, MemoKeepsWhatIsDerivedFromACertificateWhileFresh) {
+  CertFactory::LeafOptions a;
+  a.uri_sans = {"spiffe://corp/a"};
+  CertFactory::LeafOptions b;
+  b.uri_sans = {"spiffe://corp/b"};
+  PeerIdentityMemo memo;
+  int derived = 0;
+  int generation = 1;
+  // T: the first URI SAN and the generation it was derived under.
+  using Derived = std::pair<std::string, int>;
+  auto get = [&](const std::string& pem) {
+    std::shared_ptr<const PeerIdentityMemo::Known> known = memo.FromPem(pem);
+    return known->Derived<Derived>(
+        [&](const Derived& d) { return d.second == generation; },
+        [&]() {
+          ++derived;
+          return std::make_shared<const Derived>(
+              known->identity()->uri_sans.front(), generation);
+        });
+  };
+  const std::string pem_a = Pem(a);
+  const std::string pem_b = Pem(b);
+  std::shared_ptr<const Derived> first = get(pem_a);
+  EXPECT_EQ(first->first, "spiffe://corp/a");
+  EXPECT_EQ(get(pem_a), first);  // kept
+  EXPECT_EQ(derived, 1);
+  EXPECT_EQ(get(pem_b)->first, "spiffe://corp/b");  // its own
+  EXPECT_EQ(derived, 2);
+  generation = 2;  // e.g. a new policy
+  std::shared_ptr<const Derived> again = get(pem_a);
+  EXPECT_NE(again, first);
+  EXPECT_EQ(again->second, 2);
+  EXPECT_EQ(derived, 3);
+  EXPECT_EQ(get(pem_a), again);
+  EXPECT_EQ(derived, 3);
 }
 
 // Micro-measurement (printed, not asserted: the machine is shared): the
@@ -246,7 +290,7 @@ TEST_F(PeerIdentityTest, MemoMicroMeasurement) {
   const absl::Duration parse =
       per_call([&] { return PeerIdentityFromPem(pem).status(); });
   const absl::Duration memoised =
-      per_call([&] { return memo.FromPem(pem).status(); });
+      per_call([&] { return memo.FromPem(pem)->identity().status(); });
   EXPECT_EQ(failures, 0);
   std::cout << "PeerIdentityFromPem: " << parse
             << "/call; PeerIdentityMemo::FromPem: " << memoised << "/call ("
