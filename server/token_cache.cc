@@ -123,17 +123,33 @@ std::vector<TokenCache::EntryPtr> TokenCache::EntriesOf(
 uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
                               Callback done) {
   uint64_t waiter_id = 0;
+  std::optional<absl::StatusOr<TokenPtr>> answer =
+      AnswerOrWait(key, options, &done, &waiter_id);
+  if (answer.has_value()) done(*std::move(answer));
+  return waiter_id;
+}
+
+std::optional<absl::StatusOr<TokenCache::TokenPtr>> TokenCache::TryGet(
+    const CacheKey& key, const GetOptions& options) {
+  // A report records itself (the rate limit of report-triggered fetches):
+  // only the GetAsync that may wait for the replacement makes it.
+  if (!options.rejected_token_sha256.empty()) return std::nullopt;
+  return AnswerOrWait(key, options, /*wait=*/nullptr, /*waiter_id=*/nullptr);
+}
+
+std::optional<absl::StatusOr<TokenCache::TokenPtr>> TokenCache::AnswerOrWait(
+    const CacheKey& key, const GetOptions& options, Callback* wait,
+    uint64_t* waiter_id) {
   EntryPtr entry;
-  absl::StatusOr<TokenPtr> answer = absl::UnknownError("unset");
-  bool answered = false;
+  std::optional<absl::StatusOr<TokenPtr>> answer;
   bool joined = false;
+  bool waiting = false;
   // An entry removed by RemoveTenant between lookup and lock is replaced by
   // a new one; the loop runs at most twice in practice.
   for (;;) {
     absl::StatusOr<EntryPtr> found = FindOrCreateWithinLimits(key, options.caller);
     if (!found.ok()) {
       answer = found.status();
-      answered = true;
       break;
     }
     entry = *std::move(found);
@@ -141,7 +157,6 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
     if (entry->removed) continue;
     if (shutting_down_.load()) {
       answer = absl::UnavailableError("the broker is shutting down");
-      answered = true;
       break;
     }
     const absl::Time now = options_.clock->MonotonicNow();
@@ -155,31 +170,28 @@ uint64_t TokenCache::GetAsync(const CacheKey& key, const GetOptions& options,
         token->steady_expires_at - now >= options.min_ttl) {
       if (entry->consecutive_failures > 0) ++entry->served_while_failing;
       answer = entry->token;
-      answered = true;
     } else if (token != nullptr && options.min_ttl > token->token.lifetime()) {
       answer = MinTtlOutOfRange(options.min_ttl, token->token.lifetime());
-      answered = true;
     } else if (entry->fetch_state == internal::FetchState::kIdle &&
                now < entry->retry_not_before) {
       answer = CallerError(entry->last_error);
-      answered = true;
-    } else {
+    } else if (wait != nullptr) {
+      waiting = true;
       joined = entry->fetch_state != internal::FetchState::kIdle;
-      waiter_id = entry->next_waiter++;
-      entry->waiters.push_back({waiter_id, options.min_ttl, std::move(done)});
+      *waiter_id = entry->next_waiter++;
+      entry->waiters.push_back({*waiter_id, options.min_ttl, std::move(*wait)});
       StartFetchLocked(entry, /*urgent=*/true);
     }
     break;
   }
   if (observer_ != nullptr) {
-    if (answered && answer.ok()) {
+    if (answer.has_value() && answer->ok()) {
       observer_->OnHit();
-    } else if (!answered) {
+    } else if (waiting) {
       observer_->OnMiss(joined);
     }
   }
-  if (answered) done(std::move(answer));
-  return waiter_id;
+  return answer;
 }
 
 bool TokenCache::ReportTriggersFetchLocked(Entry& entry,

@@ -47,6 +47,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -174,6 +175,14 @@ class TokenCache {
   void CancelWaiter(const CacheKey& key, uint64_t waiter)
       ABSL_LOCKS_EXCLUDED(entries_mu_);
 
+  // GetAsync's answer if there is one now (a hit, or an error it would answer
+  // at once); nullopt when GetAsync would have to wait (nothing is started
+  // then, and always for a request with rejected_token_sha256, which only
+  // GetAsync makes). The hit path of GetToken: a call answered here needs no
+  // reactor of its own.
+  std::optional<absl::StatusOr<TokenPtr>> TryGet(const CacheKey& key,
+                                                 const GetOptions& options);
+
   // Blocking form of GetAsync. DEADLINE_EXCEEDED at `deadline` (real time).
   absl::StatusOr<TokenPtr> Get(const CacheKey& key, const GetOptions& options,
                                absl::Time deadline = absl::InfiniteFuture());
@@ -234,6 +243,14 @@ class TokenCache {
   size_t waiters(const CacheKey& key) const ABSL_LOCKS_EXCLUDED(entries_mu_);
 
  private:
+  // GetAsync and TryGet: the answer if there is one now; otherwise nullopt
+  // and, if `wait` is given, *wait enqueued as a waiter (its id in
+  // *waiter_id) and a fetch started.
+  std::optional<absl::StatusOr<TokenPtr>> AnswerOrWait(const CacheKey& key,
+                                                       const GetOptions& options,
+                                                       Callback* wait,
+                                                       uint64_t* waiter_id);
+
   using Entry = internal::CacheEntry;
   using EntryPtr = std::shared_ptr<Entry>;
 

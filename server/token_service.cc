@@ -1,6 +1,7 @@
 #include "server/token_service.h"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,15 +58,16 @@ absl::StatusOr<ScopeSet> Authorize(
   return caller.policy->Authorize(*caller.matched, tenant, requested);
 }
 
-// One GetToken call. Waits for the cache without holding a thread; if the
+// One GetToken call that must wait for a token (a hit or a refusal is
+// answered inline by TokenService::GetToken, without this reactor). Waits for
+// the cache without holding a thread; if the
 // caller cancels or its deadline passes first, OnCancel removes it from the
 // entry's waiters at once (TokenCache::CancelWaiter) instead of leaving it
 // parked until Treezor answers.
 //
 // The call finishes exactly once, through the RpcAudit: the cache's callback
 // is the one place that finishes a call that reached the cache (CancelWaiter
-// runs it with CANCELLED when the caller went away); Refuse() finishes the
-// others. OnCancel and the callback may run concurrently on different
+// runs it with CANCELLED when the caller went away). OnCancel and the callback may run concurrently on different
 // threads, hence mu_. gRPC runs OnDone (which deletes the reactor) only after
 // the handler returned, Finish was called and OnCancel returned, so `this`
 // outlives every use here; nothing touches `this` after Finish.
@@ -78,22 +80,6 @@ class GetTokenReactor final : public grpc::ServerUnaryReactor {
         cache_(cache),
         response_(response),
         audit_(std::move(audit)) {}
-
-  RpcAudit& audit() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    // Only before Refuse()/Start(): the reactor is not shared yet.
-    return audit_;
-  }
-
-  // Finishes at once with `status` (a refused request).
-  void Refuse(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
-    grpc::Status answer;
-    {
-      MutexLock lock(&mu_);
-      finished_ = true;
-      answer = audit_.Finish(status);
-    }
-    Finish(answer);
-  }
 
   // Asks the cache; the answer (or the cancellation) finishes the call.
   void Start(CacheKey key, const TokenCache::GetOptions& options)
@@ -241,25 +227,26 @@ void TokenService::Unregister(WatchTokenReactor* reactor) {
 grpc::ServerUnaryReactor* TokenService::GetToken(
     grpc::CallbackServerContext* context, const v1::GetTokenRequest* request,
     v1::GetTokenResponse* response) {
-  auto* reactor = new GetTokenReactor(
-      context, cache_, response,
-      RpcAudit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_));
-  RpcAudit& audit = reactor->audit();
+  RpcAudit audit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_);
+  // A call answered at once (refused, or a cache hit) finishes with gRPC's
+  // default reactor, inline: a reactor of our own would have gRPC run its
+  // OnDone on an executor thread, a thread hop per call.
+  auto answer_now = [&](const absl::Status& status) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(audit.Finish(status));
+    return reactor;
+  };
   const std::shared_ptr<const CallerDecision> caller =
       Decide(context, &identities_, policy());
   audit.SetCallerJson(caller, caller->audit_json);
   audit.SetTenant(request->tenant());
   audit.SetScopes(request->scopes());
   if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
-    reactor->Refuse(s);
-    return reactor;
+    return answer_now(s);
   }
   absl::StatusOr<ScopeSet> scopes =
       Authorize(*caller, request->tenant(), request->scopes());
-  if (!scopes.ok()) {
-    reactor->Refuse(scopes.status());
-    return reactor;
-  }
+  if (!scopes.ok()) return answer_now(scopes.status());
   CacheKey key{request->tenant(), *std::move(scopes)};
   audit.SetScopes(key.scopes);
   TokenCache::GetOptions options;
@@ -268,6 +255,17 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   }
   options.rejected_token_sha256 = request->rejected_token_sha256();
   options.caller = caller->matched->front().name;
+  if (std::optional<absl::StatusOr<TokenCache::TokenPtr>> now =
+          cache_->TryGet(key, options);
+      now.has_value()) {
+    if (now->ok()) {
+      audit.SetToken(***now);
+      FillResponse(key, ***now, response);
+    }
+    return answer_now(now->status());
+  }
+  // The token must be waited for: a reactor that can be cancelled.
+  auto* reactor = new GetTokenReactor(context, cache_, response, std::move(audit));
   reactor->Start(std::move(key), options);
   return reactor;
 }

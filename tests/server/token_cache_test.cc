@@ -430,6 +430,40 @@ TEST_F(TokenCacheTest, MinTtlBeyondAFreshTokensLifetimeIsOutOfRange) {
   EXPECT_EQ(fetcher_.calls(), 1);
 }
 
+// The GetToken hit path (issue 13): TryGet answers what GetAsync would
+// answer at once, and starts nothing when GetAsync would have to wait.
+TEST_F(TokenCacheTest, TryGetAnswersHitsAndImmediateErrorsAndStartsNothingElse) {
+  MakeCache();
+  EXPECT_EQ(cache_->TryGet(key_, {}), std::nullopt);  // cold
+  EXPECT_EQ(cache_->waiters(key_), 0u);
+  EXPECT_EQ(cache_->fetches_in_flight(), 0);
+  EXPECT_EQ(fetcher_.calls(), 0);
+  ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
+  std::optional<absl::StatusOr<TokenPtr>> hit = cache_->TryGet(key_, {});
+  ASSERT_TRUE(hit.has_value());
+  ASSERT_OK(*hit);
+  EXPECT_EQ(**hit, first);
+  // An error GetAsync answers at once is TryGet's too.
+  std::optional<absl::StatusOr<TokenPtr>> too_long =
+      cache_->TryGet(key_, {.min_ttl = absl::Hours(2)});
+  ASSERT_TRUE(too_long.has_value());
+  EXPECT_THAT(*too_long,
+              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("min_ttl")));
+  // A token too old for the caller's min_ttl must be fetched: not TryGet's.
+  clock_.Advance(absl::Minutes(30));
+  EXPECT_EQ(cache_->TryGet(key_, {.min_ttl = absl::Minutes(40)}), std::nullopt);
+  // A rejected-token report is GetAsync's alone (it records itself), so a
+  // TryGet before it does not use up the report's fetch.
+  EXPECT_EQ(cache_->TryGet(key_, {.rejected_token_sha256 = first->sha256_hex}),
+            std::nullopt);
+  EXPECT_EQ(fetcher_.calls(), 1);
+  EXPECT_EQ(cache_->waiters(key_), 0u);
+  ASSERT_OK_AND_ASSIGN(TokenPtr replaced,
+                       Get(key_, {.rejected_token_sha256 = first->sha256_hex}));
+  EXPECT_NE(replaced, first);
+  EXPECT_EQ(fetcher_.calls(), 2);
+}
+
 TEST_F(TokenCacheTest, RejectedCurrentTokenIsReplacedOnce) {
   MakeCache();
   ASSERT_OK_AND_ASSIGN(TokenPtr first, Get(key_));
