@@ -1,5 +1,7 @@
 #include "server/token_service.h"
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -8,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "grpc/grpc_security_constants.h"
 #include "server/peer_identity.h"
 #include "server/rpc_audit.h"
 #include "server/token_messages.h"
@@ -15,9 +18,11 @@
 namespace treezor::broker {
 namespace {
 
+}  // namespace
+
 // What the policy says of one certificate, and the audit line's fields for
 // it: derived once per certificate and policy (kept in the certificate's
-// PeerIdentityMemo slot), not once per call.
+// PeerIdentityMemo slot, and in the threads' recent ones), not once per call.
 struct CallerDecision {
   std::shared_ptr<const Policy> policy;  // the policy it was decided under
   absl::StatusOr<PeerIdentity> peer;
@@ -27,13 +32,40 @@ struct CallerDecision {
   std::string audit_json;  // AuditCallerJson + AuditIdentityJson
 };
 
+namespace {
+
+// A thread's recent decisions (a gRPC thread serves a few callers at a time):
+// the certificate's bytes are compared whole, so a slot answers only for the
+// very certificate it was decided for. Larger certificates (hostile ones can
+// be up to 64 KiB) are not kept, to bound what each thread holds.
+constexpr size_t kThreadDecisions = 4;
+constexpr size_t kMaxThreadPemBytes = 8 * 1024;
+struct ThreadDecision {
+  uint64_t service = 0;  // TokenService::id_; 0: empty
+  std::string pem;
+  std::shared_ptr<const CallerDecision> decision;
+};
+thread_local std::array<ThreadDecision, kThreadDecisions> thread_decisions;
+thread_local size_t thread_decisions_next = 0;
+
+std::atomic<uint64_t> next_service_id{1};
+
+// The caller's certificate as gRPC verified it; empty without one.
+absl::string_view PeerPem(const grpc::AuthContext* auth) {
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return {};
+  for (const grpc::AuthProperty& p : *auth) {
+    if (p.first == GRPC_X509_PEM_CERT_PROPERTY_NAME) {
+      return absl::string_view(p.second.data(), p.second.size());
+    }
+  }
+  return {};
+}
+
 std::shared_ptr<const CallerDecision> Decide(
-    grpc::CallbackServerContext* ctx, PeerIdentityMemo* identities,
+    absl::string_view pem, PeerIdentityMemo* identities,
     const std::shared_ptr<const Policy>& policy) {
-  auto auth = ctx->auth_context();
   std::shared_ptr<const PeerIdentityMemo::Known> known =
-      auth == nullptr ? identities->anonymous()
-                      : identities->FromAuthContext(*auth);
+      pem.empty() ? identities->anonymous() : identities->FromPem(pem);
   return known->Derived<CallerDecision>(
       [&policy](const CallerDecision& d) { return d.policy == policy; },
       [&]() {
@@ -167,6 +199,8 @@ TokenService::TokenService(TokenCache* cache,
       clock_(clock),
       metrics_(metrics),
       max_watch_streams_per_caller_(max_watch_streams_per_caller),
+      id_(next_service_id.fetch_add(1)),
+      current_policy_(policy.get()),
       policy_(std::move(policy)) {}
 
 TokenService::~TokenService() { EndWatches(); }
@@ -174,6 +208,7 @@ TokenService::~TokenService() { EndWatches(); }
 void TokenService::SetPolicy(std::shared_ptr<const Policy> policy) {
   MutexLock lock(&mu_);
   policy_ = std::move(policy);
+  current_policy_.store(policy_.get(), std::memory_order_release);
   for (WatchTokenReactor* w : watches_) {
     if (!w->grant().authorized) continue;
     if (absl::Status s = Reauthorize(*policy_, *w); !s.ok()) {
@@ -182,6 +217,29 @@ void TokenService::SetPolicy(std::shared_ptr<const Policy> policy) {
           "access revoked by a configuration change: ", s.message())));
     }
   }
+}
+
+std::shared_ptr<const CallerDecision> TokenService::DecideCaller(
+    grpc::CallbackServerContext* context) {
+  const std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  const absl::string_view pem = PeerPem(auth.get());
+  const Policy* current = current_policy_.load(std::memory_order_acquire);
+  for (const ThreadDecision& slot : thread_decisions) {
+    if (slot.service == id_ && slot.decision->policy.get() == current &&
+        slot.pem == pem) {
+      return slot.decision;
+    }
+  }
+  std::shared_ptr<const CallerDecision> decision =
+      Decide(pem, &identities_, policy());
+  if (pem.size() <= kMaxThreadPemBytes) {
+    ThreadDecision& slot = thread_decisions[thread_decisions_next];
+    thread_decisions_next = (thread_decisions_next + 1) % kThreadDecisions;
+    slot.service = id_;
+    slot.pem.assign(pem.data(), pem.size());
+    slot.decision = decision;
+  }
+  return decision;
 }
 
 std::shared_ptr<const Policy> TokenService::policy() const {
@@ -237,7 +295,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     return reactor;
   };
   const std::shared_ptr<const CallerDecision> caller =
-      Decide(context, &identities_, policy());
+      DecideCaller(context);
   audit.SetCallerJson(caller, caller->audit_json);
   audit.SetTenant(request->tenant());
   audit.SetScopes(request->scopes());
@@ -276,8 +334,7 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
   RpcAudit audit(BrokerMetrics::Rpc::kWatchToken, clock_, metrics_);
   // Decided under the policy of the moment; re-decided below, under the
   // lock, if the policy changes in between.
-  std::shared_ptr<const CallerDecision> caller =
-      Decide(context, &identities_, policy());
+  std::shared_ptr<const CallerDecision> caller = DecideCaller(context);
   audit.SetTenant(request->tenant());
   WatchTokenReactor::Grant grant;
   if (caller->peer.ok()) grant.peer = *caller->peer;
@@ -295,7 +352,8 @@ grpc::ServerWriteReactor<v1::GetTokenResponse>* TokenService::WatchToken(
     MutexLock lock(&mu_);
     ScopeSet scopes;
     if (caller->policy != policy_) {
-      caller = Decide(context, &identities_, policy_);
+      caller = Decide(PeerPem(context->auth_context().get()), &identities_,
+                      policy_);
     }
     audit.SetCallerJson(caller, caller->audit_json);
     if (status.ok()) {

@@ -19,6 +19,8 @@
 #ifndef TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
 #define TREEZOR_BROKER_SERVER_TOKEN_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
@@ -35,6 +37,9 @@
 #include "treezor/broker/v1/token_service.grpc.pb.h"
 
 namespace treezor::broker {
+
+// What the policy says of one certificate (token_service.cc).
+struct CallerDecision;
 
 class TokenService final : public v1::TokenService::CallbackService {
  public:
@@ -73,6 +78,12 @@ class TokenService final : public v1::TokenService::CallbackService {
 
  private:
   std::shared_ptr<const Policy> policy() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The policy decision for the certificate `context`'s caller presents:
+  // from the calling thread's last few (same service, same certificate
+  // bytes, same policy), else from identities_. A cached GetToken then takes
+  // no shared lock for its caller.
+  std::shared_ptr<const CallerDecision> DecideCaller(
+      grpc::CallbackServerContext* context) ABSL_LOCKS_EXCLUDED(mu_);
   void Unregister(WatchTokenReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
   // OK if `watch` is still allowed under `policy`.
   static absl::Status Reauthorize(const Policy& policy,
@@ -84,6 +95,13 @@ class TokenService final : public v1::TokenService::CallbackService {
   const int max_watch_streams_per_caller_;
   // Callers' identities, parsed once per certificate.
   PeerIdentityMemo identities_;
+  // Keys the threads' recent decisions: unique per service, never reused
+  // (an address could be, by a later service).
+  const uint64_t id_;
+  // policy_.get(), readable without the lock: a decision whose policy is
+  // this one is current (it holds its policy, so the address cannot be a
+  // later policy's).
+  std::atomic<const Policy*> current_policy_;
   mutable Mutex mu_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
   bool watches_ended_ ABSL_GUARDED_BY(mu_) = false;
