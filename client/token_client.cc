@@ -8,6 +8,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "client/cache_key.h"
+#include "client/hit_snapshot.h"
 #include "common/backoff.h"
 #include "common/grpc_callback_pin.h"
 #include "common/grpc_status.h"
@@ -34,6 +35,12 @@ using internal::CanonicalScopes;
 
 // A worker pass at least this often, to drop idle entries.
 constexpr absl::Duration kSweepInterval = absl::Seconds(1);
+
+// A thread answering an entry's hits from its snapshot still takes the
+// locked path this often (or at a quarter of idle_timeout, if shorter), so
+// the entry's last_used lags its real use by no more than that and idle
+// eviction never drops an entry a thread keeps hitting.
+constexpr absl::Duration kSnapshotMaxAge = absl::Seconds(1);
 
 // A token as the cache holds it. Immutable once made, shared by snapshot.
 struct CachedToken {
@@ -67,6 +74,17 @@ std::shared_ptr<const CachedToken> MakeCachedToken(
   return cached;
 }
 
+// Whether a call with these parameters may be answered with `c` at `now`:
+// the one rule of a hit, with or without the lock.
+bool Serves(const CachedToken& c, absl::Time now, absl::Duration min_ttl,
+            const std::string* rejected_sha) {
+  return now < c.fresh_until && now + min_ttl < c.token.expires_at &&
+         (rejected_sha == nullptr || c.sha256 != *rejected_sha);
+}
+
+using Snapshots = internal::ThreadSnapshots<CachedToken>;
+using SnapshotSlot = Snapshots::Slot;
+
 }  // namespace
 
 const char* Version() { return TZB_VERSION; }
@@ -82,28 +100,33 @@ class TokenClient::Impl {
                             const std::string* rejected_sha)
       ABSL_LOCKS_EXCLUDED(mu_) {
     return Get<Token>(key, call, rejected_sha,
-                      [](std::shared_ptr<const CachedToken> c) {
-                        return c->token;
-                      });
+                      [](const std::shared_ptr<const CachedToken>& c,
+                         SnapshotSlot*) { return c->token; });
   }
-  // The same without a copy: the cached Token itself, sharing ownership of
-  // its CachedToken (one reference count, no allocation).
+  // The same without a copy: the cached Token itself. A hit shares it
+  // through this thread's snapshot (SnapshotSlot::Shared: the reference
+  // count it increments is this thread's holder's, not the one every thread
+  // shares); a miss, through the CachedToken's own count. No allocation
+  // either way, but for the holder, once per thread and token.
   absl::StatusOr<std::shared_ptr<const Token>> GetShared(
       const CacheKeyView& key, const CallOptions& call)
       ABSL_LOCKS_EXCLUDED(mu_) {
     return Get<std::shared_ptr<const Token>>(
-        key, call, nullptr, [](std::shared_ptr<const CachedToken> c) {
-          const Token* token = &c->token;
-          return std::shared_ptr<const Token>(std::move(c), token);
+        key, call, nullptr,
+        [](const std::shared_ptr<const CachedToken>& c, SnapshotSlot* slot) {
+          const std::shared_ptr<const CachedToken>& owner =
+              slot != nullptr ? slot->Shared() : c;
+          return std::shared_ptr<const Token>(owner, &owner->token);
         });
   }
   absl::StatusOr<std::string> GetHeader(const CacheKeyView& key,
                                         const CallOptions& call)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    return Get<std::string>(key, call, nullptr,
-                            [](std::shared_ptr<const CachedToken> c) {
-                              return c->authorization_header;
-                            });
+    return Get<std::string>(
+        key, call, nullptr,
+        [](const std::shared_ptr<const CachedToken>& c, SnapshotSlot*) {
+          return c->authorization_header;
+        });
   }
   absl::StatusOr<Token> ReportRejected(absl::string_view token,
                                        const CallOptions& call)
@@ -115,9 +138,10 @@ class TokenClient::Impl {
   struct Entry;
   using Events = std::vector<TokenClientEvent>;
 
-  // Get's body; `out` makes what the caller wants from the cached token it
-  // is given (outside the lock: the hot path holds the lock for the lookup
-  // and one reference count only).
+  // Get's body; `out(cached, slot)` makes what the caller wants from the
+  // cached token it is given, with this thread's snapshot of it on a hit
+  // (null otherwise). A hit calls it without the lock; a hit from this
+  // thread's snapshot takes no lock at all (see hit_snapshot.h).
   template <typename T, typename Out>
   absl::StatusOr<T> Get(const CacheKeyView& key, const CallOptions& call,
                         const std::string* rejected_sha, Out out)
@@ -131,6 +155,18 @@ class TokenClient::Impl {
                                                const std::string* rejected_sha)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Entry* FindLocked(const CacheKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After every change of what a hit may answer (an entry's `current` set,
+  // cleared or erased): every thread's snapshot stops answering, so the
+  // next hit of each takes the locked path. Changes are rare (a renewal per
+  // entry and token lifetime, a rejection, an eviction) and hits frequent,
+  // hence one generation for the whole cache rather than one per entry.
+  void InvalidateSnapshotsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    snapshots_.Invalidate();
+  }
+  // The generation a snapshot of what the lock guards now is valid for.
+  uint64_t SnapshotGenerationLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return snapshots_.generation();
+  }
   // Registers a GetToken RPC for `entry`; the caller starts it with
   // LaunchFlight once it has released the lock (gRPC may run the completion
   // inline).
@@ -167,6 +203,11 @@ class TokenClient::Impl {
   const Clock* const clock_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::TokenService::Stub> stub_;
+  // How long a thread's snapshot answers without the locked path.
+  const absl::Duration snapshot_max_age_;
+  // This client's id and generation for the threads' snapshots of its
+  // entries. Atomic; Invalidate only under mu_ (InvalidateSnapshotsLocked).
+  internal::SnapshotSource snapshots_;
 
   Mutex mu_;
   CondVar done_cv_;    // a flight or a call finished
@@ -268,7 +309,9 @@ TokenClient::Impl::Impl(TokenClientOptions options,
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : SystemClock::Get()),
       channel_(std::move(channel)),
-      stub_(v1::TokenService::NewStub(channel_)) {
+      stub_(v1::TokenService::NewStub(channel_)),
+      snapshot_max_age_(
+          std::min(kSnapshotMaxAge, options_.idle_timeout / 4)) {
   if (options_.watch) worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -276,6 +319,7 @@ TokenClient::Impl::~Impl() {
   {
     MutexLock lock(&mu_);
     shutting_down_ = true;
+    InvalidateSnapshotsLocked();
     worker_cv_.SignalAll();
   }
   if (worker_.joinable()) worker_.join();
@@ -293,6 +337,10 @@ TokenClient::Impl::~Impl() {
   MutexLock lock(&mu_);
   while (outstanding_calls_ > 0) done_cv_.Wait(&mu_);
   entries_.clear();
+  InvalidateSnapshotsLocked();
+  // (Threads' snapshots of this client may outlive it, holding their
+  // tokens until each thread's next Put or its exit; none can answer: they
+  // are keyed by snapshots_.id(), which no other client ever gets.)
 }
 
 TokenClient::Impl::Entry* TokenClient::Impl::FindLocked(
@@ -311,24 +359,41 @@ absl::StatusOr<T> TokenClient::Impl::Get(const CacheKeyView& key,
                                          const CallOptions& call,
                                          const std::string* rejected_sha,
                                          Out out) {
+  absl::Time now = clock_->Now();
+  // The hot path: this thread's snapshot of the entry, valid while the
+  // cache's generation has not moved since the thread took it. No lock, no
+  // shared write: the generation is the one shared word it reads. (A
+  // rejection report takes the locked path: it is rare, and must never be
+  // answered with the token it reports.)
+  if (rejected_sha == nullptr) {
+    SnapshotSlot* slot =
+        Snapshots::Find(snapshots_, key, now, snapshot_max_age_);
+    if (slot != nullptr && Serves(*slot->value, now, call.min_ttl, nullptr)) {
+      return out(slot->value, slot);
+    }
+  }
   absl::Time deadline = absl::InfinitePast();  // set at the first miss
   std::shared_ptr<const CachedToken> hit;
-  while (true) {
+  uint64_t generation = 0;  // of `hit`
+  for (bool first = true;; first = false) {
     std::shared_ptr<Flight> flight;
     bool launch = false;
-    const absl::Time now = clock_->Now();
+    if (!first) now = clock_->Now();
     {
       MutexLock lock(&mu_);
       hit = HitLocked(FindLocked(key), now, call.min_ttl, rejected_sha);
+      generation = SnapshotGenerationLocked();
     }
-    // The hot path: one lookup and a snapshot under the lock, the copy
-    // outside it.
-    if (hit != nullptr) return out(std::move(hit));
+    // A hit by the locked path: one lookup and a reference count under the
+    // lock (which also marks the entry used), then this thread's snapshot
+    // of it, the copy outside the lock.
+    if (hit != nullptr) break;
     {
       MutexLock lock(&mu_);
       Entry* entry = FindLocked(key);
       // Filled since we looked?
       hit = HitLocked(entry, now, call.min_ttl, rejected_sha);
+      generation = SnapshotGenerationLocked();
       if (hit != nullptr) break;
       if (shutting_down_) {
         return absl::CancelledError("the TokenClient is being destroyed");
@@ -351,6 +416,7 @@ absl::StatusOr<T> TokenClient::Impl::Get(const CacheKeyView& key,
             entry->current->sha256 == *rejected_sha) {
           entry->previous_sha = *rejected_sha;
           entry->current = nullptr;
+          InvalidateSnapshotsLocked();
         }
         entry->rejected_sha = *rejected_sha;
       }
@@ -373,23 +439,24 @@ absl::StatusOr<T> TokenClient::Impl::Get(const CacheKeyView& key,
           key.tenant, "\""));
     }
     if (!flight->Serves(call.min_ttl, rejected_sha)) continue;  // look again
-    if (flight->status.ok()) return out(flight->result);
+    // (No snapshot of a flight's answer: the entry may hold another token.)
+    if (flight->status.ok()) return out(flight->result, nullptr);
     if (flight->status.code() == absl::StatusCode::kDeadlineExceeded &&
         absl::Now() < deadline) {
       continue;  // the flight had a caller's shorter deadline; ours remains
     }
     return flight->status;
   }
-  return out(std::move(hit));
+  SnapshotSlot& slot =
+      Snapshots::Put(snapshots_, key, std::move(hit), generation, now);
+  return out(slot.value, &slot);
 }
 
 std::shared_ptr<const CachedToken> TokenClient::Impl::HitLocked(
     Entry* entry, absl::Time now, absl::Duration min_ttl,
     const std::string* rejected_sha) {
-  if (entry == nullptr || entry->current == nullptr) return nullptr;
-  const CachedToken& c = *entry->current;
-  if (now >= c.fresh_until || now + min_ttl >= c.token.expires_at ||
-      (rejected_sha != nullptr && c.sha256 == *rejected_sha)) {
+  if (entry == nullptr || entry->current == nullptr ||
+      !Serves(*entry->current, now, min_ttl, rejected_sha)) {
     return nullptr;
   }
   entry->last_used = now;
@@ -553,11 +620,13 @@ bool TokenClient::Impl::AcceptLocked(Entry& entry,
     entry.previous_sha = current->sha256;
   }
   entry.current = std::move(token);
+  InvalidateSnapshotsLocked();
   return true;
 }
 
 void TokenClient::Impl::EraseLocked(const Entry& entry) {
   entries_.erase(entry.key);
+  InvalidateSnapshotsLocked();
 }
 
 absl::Duration TokenClient::Impl::BackoffLocked(int failures) {
@@ -616,6 +685,7 @@ void TokenClient::Impl::WorkerLoop() {
           events.push_back(
               EventLocked(TokenClientEvent::Kind::kEvicted, entry));
           entries_.erase(it++);
+          InvalidateSnapshotsLocked();
           continue;
         }
         if (entry.watch == nullptr && entry.retry_at != absl::InfiniteFuture()) {

@@ -24,10 +24,19 @@
 // caller that finds it too old makes that RPC itself. Entries unused for
 // idle_timeout are dropped and their streams closed.
 //
-// Concurrency. Thread-safe. Callers that miss the cache together share one
-// GetToken RPC. A cache hit takes one short lock (a lookup and a reference
-// count); GetToken then copies the token, GetSharedToken does not (the hot
-// path of a busy service: about half the cost, see tests/bench/README.md).
+// Concurrency and cost. Thread-safe. Callers that miss the cache together
+// share one GetToken RPC. A cache hit takes no lock and writes nothing that
+// other threads read: each thread keeps its own snapshot of the entries it
+// uses, valid until the cache changes any token (a renewal pushed or
+// fetched, a rejection, an eviction: then every thread's next call takes
+// the locked path once, and can never be answered with the replaced token).
+// So threads hitting the same entry do not slow each other down. A hit
+// costs a hash lookup in the thread's snapshots (at most 64 of them; a
+// thread using more pays a locked lookup now and then) and, for GetToken,
+// a copy of the token; GetSharedToken and AuthorizationHeader copy less
+// (the hot path of a busy service; see tests/bench/README.md). Each thread
+// still takes the lock about once a second per entry it uses, which is how
+// the cache knows an entry is in use (idle_timeout).
 //
 // Errors are the broker's: the absl::Status has the gRPC status code and the
 // broker's message (e.g. PERMISSION_DENIED: caller ... may not get tenant
@@ -137,9 +146,16 @@ class TokenClient {
                                  const CallOptions& call = {});
 
   // The same token without copying it: the cache's immutable Token itself,
-  // shared. Keep the pointer as long as you need the token; the cache only
-  // ever replaces its own pointer, never the Token behind yours (so a held
-  // token may be expired or replaced: ask again per request, it is cheap).
+  // shared. Keep the pointer as long as you need the token, on any thread;
+  // the cache only ever replaces its own pointer, never the Token behind
+  // yours (so a held token may be expired or replaced: ask again per
+  // request, it is cheap). The pointer may outlive the TokenClient.
+  //
+  // On a cache hit the pointer shares ownership through a holder private
+  // to the calling thread, so that threads asking for the same token do
+  // not all write one shared reference count: get() is the cache's Token
+  // (equal across threads and calls for the same token), use_count() says
+  // nothing about how many holders there are.
   absl::StatusOr<std::shared_ptr<const Token>> GetSharedToken(
       absl::string_view tenant, const std::vector<std::string>& scopes = {},
       const CallOptions& call = {});

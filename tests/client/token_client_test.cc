@@ -6,6 +6,7 @@
 #include "client/token_client.h"
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -46,6 +47,15 @@ class EventLog {
     MutexLock lock(&mu_);
     return CountLocked(kind);
   }
+  std::vector<TokenClientEvent> Events(Kind kind) const
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    std::vector<TokenClientEvent> out;
+    for (const auto& e : events_) {
+      if (e.kind == kind) out.push_back(e);
+    }
+    return out;
+  }
   // True once `n` events of `kind` have happened.
   bool WaitFor(Kind kind, int n = 1) ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
@@ -64,6 +74,62 @@ class EventLog {
   mutable Mutex mu_;
   CondVar cv_;
   std::vector<TokenClientEvent> events_ ABSL_GUARDED_BY(mu_);
+};
+
+// A thread that runs what it is given, one task at a time, for tests in
+// which the same thread must call before and after something happens (a
+// cache hit is answered from the calling thread's own snapshot).
+class TaskThread {
+ public:
+  TaskThread() : thread_([this] { Loop(); }) {}
+  ~TaskThread() {
+    {
+      MutexLock lock(&mu_);
+      stop_ = true;
+      cv_.SignalAll();
+    }
+    thread_.join();
+  }
+
+  // Runs `task` on the thread and returns when it is done.
+  void Run(std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    task_ = std::move(task);
+    const int n = ++submitted_;
+    cv_.SignalAll();
+    cv_.WaitUntil(&mu_, absl::InfiniteFuture(),
+                  [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                    return finished_ == n;
+                  });
+  }
+
+ private:
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_) {
+    while (true) {
+      std::function<void()> task;
+      {
+        MutexLock lock(&mu_);
+        cv_.WaitUntil(&mu_, absl::InfiniteFuture(),
+                      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                        return stop_ || finished_ < submitted_;
+                      });
+        if (finished_ == submitted_) return;  // stopped
+        task = std::move(task_);
+      }
+      task();
+      MutexLock lock(&mu_);
+      ++finished_;
+      cv_.SignalAll();
+    }
+  }
+
+  Mutex mu_;
+  CondVar cv_;
+  std::function<void()> task_ ABSL_GUARDED_BY(mu_);
+  int submitted_ ABSL_GUARDED_BY(mu_) = 0;
+  int finished_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
 };
 
 class TokenClientTest : public ::testing::Test {
@@ -409,6 +475,239 @@ TEST_F(TokenClientTest, IdleEntriesAreDroppedWithTheirStreams) {
   ASSERT_TRUE(events_.WaitFor(Kind::kEvicted));
   ASSERT_OK(client_->GetToken("acme"));  // a miss again
   EXPECT_EQ(GetTokenRpcs(), 2);
+}
+
+// A cache hit is answered from the calling thread's snapshot of the entry,
+// without the lock, until the cache changes. These tests make one thread
+// hit (so it holds a snapshot), change the token by every means the broker
+// has, and ask on that same thread again, at the same fake instant (so the
+// snapshot is not retaken for its age: only the change can invalidate it).
+
+TEST_F(TokenClientTest, APushedRenewalIsNeverAnsweredFromAThreadsOldSnapshot) {
+  StartBroker();
+  NewClient(Options());
+  ASSERT_OK_AND_ASSIGN(Token first, client_->GetToken("acme"));
+  ASSERT_TRUE(events_.WaitFor(Kind::kWatchConnected));
+  // The broker's renewal (due by minute 48) is held at Treezor, so the
+  // thread can hit the old token at the renewal's own fake instant.
+  harness_->treezor().HoldRequests();
+  harness_->clock().Advance(absl::Minutes(49));
+  ASSERT_TRUE(harness_->treezor().WaitForHeld(1, kWait));
+  TaskThread hitter;
+  std::vector<std::string> seen;
+  std::vector<std::shared_ptr<const Token>> shared_seen;
+  auto hit = [&] {
+    hitter.Run([&] {
+      for (int i = 0; i < 3; ++i) {  // a locked hit, then snapshot hits
+        absl::StatusOr<Token> token = client_->GetToken("acme");
+        absl::StatusOr<std::shared_ptr<const Token>> shared =
+            client_->GetSharedToken("acme");
+        seen.push_back(token.ok() ? token->access_token
+                                  : token.status().ToString());
+        shared_seen.push_back(shared.ok() ? *shared : nullptr);
+      }
+    });
+  };
+  hit();
+  ASSERT_EQ(seen.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(seen[i], first.access_token);
+    ASSERT_NE(shared_seen[i], nullptr);
+    EXPECT_EQ(shared_seen[i]->access_token, first.access_token);
+  }
+
+  harness_->treezor().ReleaseRequests();
+  ASSERT_TRUE(events_.WaitFor(Kind::kTokenPushed));
+  seen.clear();
+  shared_seen.clear();
+  hit();  // same thread, same fake instant
+  ASSERT_EQ(seen.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(seen[i], first.access_token) << "call " << i;
+    ASSERT_NE(shared_seen[i], nullptr);
+    EXPECT_EQ(shared_seen[i]->access_token, seen[i]);
+  }
+  EXPECT_EQ(GetTokenRpcs(), 1);  // the renewal came by push
+}
+
+TEST_F(TokenClientTest, AReportedTokenIsNeverAnsweredFromAThreadsOldSnapshot) {
+  StartBroker();
+  NewClient(Options());
+  ASSERT_OK_AND_ASSIGN(Token first, client_->GetToken("acme", {"read_all"}));
+  TaskThread hitter;
+  std::string seen;
+  std::string header;
+  auto hit = [&] {
+    hitter.Run([&] {
+      for (int i = 0; i < 3; ++i) {
+        absl::StatusOr<Token> token = client_->GetToken("acme", {"read_all"});
+        seen = token.ok() ? token->access_token : token.status().ToString();
+        absl::StatusOr<std::string> h =
+            client_->AuthorizationHeader("acme", {"read_all"});
+        header = h.ok() ? *h : h.status().ToString();
+      }
+    });
+  };
+  hit();
+  EXPECT_EQ(seen, first.access_token);
+  // Another thread reports the token; the hitter, asking again at the same
+  // instant, gets the replacement.
+  ASSERT_OK_AND_ASSIGN(
+      Token replacement,
+      client_->ReportRejected("acme", {"read_all"}, first.access_token));
+  ASSERT_NE(replacement.access_token, first.access_token);
+  hit();
+  EXPECT_EQ(seen, replacement.access_token);
+  EXPECT_EQ(header, "Bearer " + replacement.access_token);
+  // The same thread reporting what it was given, then asking again.
+  harness_->clock().Advance(absl::Seconds(10));  // rejectedTokenMinInterval
+  hitter.Run([&] {
+    ASSERT_OK(client_->GetToken("acme", {"read_all"}));  // a fresh snapshot
+    ASSERT_OK_AND_ASSIGN(Token third,
+                         client_->ReportRejected(replacement.access_token));
+    ASSERT_OK_AND_ASSIGN(Token again, client_->GetToken("acme", {"read_all"}));
+    EXPECT_NE(again.access_token, replacement.access_token);
+    EXPECT_EQ(again.access_token, third.access_token);
+  });
+  EXPECT_EQ(GetTokenRpcs(), 3);
+}
+
+TEST_F(TokenClientTest, IdleEvictionSparesAnEntryKeptHotBySnapshotHits) {
+  StartBroker();
+  TokenClientOptions options = Options();
+  options.idle_timeout = absl::Seconds(5);
+  NewClient(options);
+  ASSERT_OK_AND_ASSIGN(Token hot, client_->GetToken("acme", {"read_all"}));
+  ASSERT_OK(client_->GetToken("acme", {"admin"}));  // then never again
+  ASSERT_TRUE(events_.WaitFor(Kind::kWatchConnected, 2));
+  // 10 s of fake time in steps of 250 ms, the hot entry asked for at every
+  // step. Most of these are snapshot hits, which do not mark the entry used
+  // themselves; the thread's locked hit at least every second (or a quarter
+  // of idle_timeout) does, so the entry is never 5 s unused. The cold one
+  // is, and goes at the worker's next pass (every second of real time).
+  for (int step = 0; step < 40; ++step) {
+    harness_->clock().Advance(absl::Milliseconds(250));
+    ASSERT_OK_AND_ASSIGN(Token again, client_->GetToken("acme", {"read_all"}));
+    ASSERT_EQ(again.access_token, hot.access_token) << "step " << step;
+  }
+  ASSERT_TRUE(events_.WaitFor(Kind::kEvicted));
+  std::vector<TokenClientEvent> evicted = events_.Events(Kind::kEvicted);
+  ASSERT_EQ(evicted.size(), 1u);
+  EXPECT_THAT(evicted[0].scopes, ElementsAre("admin"));
+  // The hot entry is still cached (no RPC); the cold one is a miss again.
+  EXPECT_EQ(GetTokenRpcs(), 2);
+  ASSERT_OK_AND_ASSIGN(Token still, client_->GetToken("acme", {"read_all"}));
+  EXPECT_EQ(still.access_token, hot.access_token);
+  EXPECT_EQ(GetTokenRpcs(), 2);
+  ASSERT_OK(client_->GetToken("acme", {"admin"}));
+  EXPECT_EQ(GetTokenRpcs(), 3);
+  // And an entry evicted while a thread held a snapshot of it is a miss for
+  // that thread too, never its snapshot.
+  harness_->clock().Advance(absl::Seconds(6));
+  ASSERT_TRUE(events_.WaitFor(Kind::kEvicted, 3));
+  ASSERT_OK(client_->GetToken("acme", {"read_all"}));
+  EXPECT_EQ(GetTokenRpcs(), 4);
+}
+
+TEST_F(TokenClientTest, ClientsInOneThreadNeverAnswerWithEachOthersTokens) {
+  StartBroker();
+  TokenClientOptions options = Options();
+  options.watch = false;  // no push: each client keeps what it fetched
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TokenClient> a,
+                       TokenClient::Create(options));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TokenClient> b,
+                       TokenClient::Create(options));
+  ASSERT_OK_AND_ASSIGN(Token first, a->GetToken("acme", {"read_all"}));
+  ASSERT_OK(a->GetToken("acme", {"read_all"}));  // a's snapshot, this thread
+  // b gets the broker's next token for the same key: the two clients now
+  // cache different tokens under equal keys.
+  ASSERT_OK_AND_ASSIGN(Token b_first, b->GetToken("acme", {"read_all"}));
+  ASSERT_EQ(b_first.access_token, first.access_token);
+  ASSERT_OK_AND_ASSIGN(
+      Token second, b->ReportRejected("acme", {"read_all"}, first.access_token));
+  ASSERT_NE(second.access_token, first.access_token);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(Token from_a, a->GetToken("acme", {"read_all"}));
+    ASSERT_OK_AND_ASSIGN(Token from_b, b->GetToken("acme", {"read_all"}));
+    EXPECT_EQ(from_a.access_token, first.access_token);
+    EXPECT_EQ(from_b.access_token, second.access_token);
+  }
+  const int rpcs = GetTokenRpcs();
+  // A client made after a destroyed one (often at the same address) starts
+  // empty: its first call is an RPC, answered with the broker's token, never
+  // the destroyed client's snapshot.
+  a.reset();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TokenClient> c,
+                       TokenClient::Create(options));
+  ASSERT_OK_AND_ASSIGN(Token from_c, c->GetToken("acme", {"read_all"}));
+  EXPECT_EQ(from_c.access_token, second.access_token);
+  EXPECT_EQ(GetTokenRpcs(), rpcs + 1);
+}
+
+TEST_F(TokenClientTest, ConcurrentHitsAnswerEachKeyItsTokenAndNeverAnOldOne) {
+  StartBroker();
+  NewClient(Options());
+  ASSERT_OK_AND_ASSIGN(Token read_all, client_->GetToken("acme", {"read_all"}));
+  ASSERT_OK_AND_ASSIGN(Token admin, client_->GetToken("acme", {"admin"}));
+  ASSERT_NE(read_all.access_token, admin.access_token);
+  constexpr int kThreads = 4;
+  constexpr int kCallsAfter = 1000;  // per thread, once it knows of the change
+  // 0: read_all's first token is current; 1: its replacement is.
+  std::atomic<int> phase{0};
+  std::string replaced;  // written before phase becomes 1
+  std::atomic<int> wrong{0};
+  std::atomic<int> calls{0};
+  // Per thread, read_all's tokens in the order it saw them (each once).
+  std::vector<std::vector<std::string>> sequences(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::string>& sequence = sequences[t];
+      for (int i = 0, after = 0; after < kCallsAfter; ++i) {
+        const int seen_phase = phase.load(std::memory_order_acquire);
+        after += seen_phase;
+        absl::StatusOr<std::shared_ptr<const Token>> a =
+            (i + t) % 2 == 0 ? client_->GetSharedToken("acme", {"read_all"})
+                             : client_->GetSharedToken("acme", {"admin"});
+        absl::StatusOr<Token> r = client_->GetToken("acme", {"read_all"});
+        calls.fetch_add(1);
+        if (!a.ok() || !r.ok()) {
+          wrong.fetch_add(1);
+          continue;
+        }
+        if ((i + t) % 2 == 1 && (*a)->access_token != admin.access_token) {
+          wrong.fetch_add(1);
+        }
+        // Once the replacement is known to this thread, it is the answer.
+        if (seen_phase == 1 && r->access_token != replaced) {
+          wrong.fetch_add(1);
+        }
+        if (sequence.empty() || sequence.back() != r->access_token) {
+          sequence.push_back(r->access_token);
+        }
+        if (r->scopes != std::vector<std::string>{"read_all"}) {
+          wrong.fetch_add(1);
+        }
+      }
+    });
+  }
+  // Once every thread is hitting, the token of read_all is replaced.
+  while (calls.load() < kThreads * 1000) std::this_thread::yield();
+  ASSERT_OK_AND_ASSIGN(
+      Token replacement,
+      client_->ReportRejected("acme", {"read_all"}, read_all.access_token));
+  replaced = replacement.access_token;
+  phase.store(1, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  // Before it knew, a thread may already have had the replacement (the
+  // cache holds it before ReportRejected returns), but never went back.
+  for (const std::vector<std::string>& sequence : sequences) {
+    EXPECT_THAT(sequence,
+                ::testing::AnyOf(ElementsAre(read_all.access_token, replaced),
+                                 ElementsAre(replaced)));
+  }
+  EXPECT_EQ(GetTokenRpcs(), 3);
 }
 
 TEST(TokenClientCreateTest, NamesTheBadFile) {
