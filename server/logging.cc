@@ -167,7 +167,11 @@ void LogJson(LogLevel level, absl::string_view message,
   if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
     return;
   }
-  std::string line;
+  // The thread's own buffer, reused: no allocation per line (one that grew
+  // past a few lines' size is let go).
+  thread_local std::string line;
+  if (line.capacity() > internal::kMaxReusedLogBuffer) line = std::string();
+  line.clear();
   line.reserve(64 + message.size() + fields_json.size());  // no regrowth
   line.append("{\"time\":\"");
   AppendTimestamp(&line);

@@ -72,6 +72,8 @@ using LogSink = std::function<void(absl::string_view line)>;
 void SetLogSink(LogSink sink);
 
 namespace internal {
+// A thread keeps its log-line buffer for the next line up to this capacity.
+inline constexpr size_t kMaxReusedLogBuffer = 4096;
 // Appends `s` as a JSON string literal (with quotes) to `out`.
 void AppendJsonString(absl::string_view s, std::string* out);
 // Appends `,"key":` then `value` as a JSON string: one field for LogJson.

@@ -111,10 +111,18 @@ void RpcAudit::SetToken(const CachedToken& token) {
 
 void RpcAudit::AddField(LogField field) { extra_.push_back(std::move(field)); }
 
-std::string RpcAudit::RequestFields() const {
+// The thread's buffer for an audit line's fields, reused: no allocation per
+// RPC (one that grew past a few lines' size is let go).
+static std::string& FieldsBuffer() {
+  thread_local std::string json;
+  if (json.capacity() > internal::kMaxReusedLogBuffer) json = std::string();
+  json.clear();
+  return json;
+}
+
+void RpcAudit::AppendRequestFields(std::string* json_out) const {
   // Appended to one string (this runs on every RPC): no field copies.
-  std::string json;
-  json.reserve(320);
+  std::string& json = *json_out;
   absl::StrAppend(&json, ",\"rpc\":\"", kRpcNames[static_cast<int>(rpc_)],
                   "\"");
   if (shared_owner_ != nullptr) {
@@ -126,12 +134,12 @@ std::string RpcAudit::RequestFields() const {
   if (has_tenant_) internal::AppendJsonField("tenant", tenant_, &json);
   if (has_scopes_) internal::AppendJsonField("scopes", scopes_, &json);
   if (scope_count_ > 0) absl::StrAppend(&json, ",\"scope_count\":\"", scope_count_, "\"");
-  return json;
 }
 
 void RpcAudit::Event(absl::string_view event, const CachedToken* token) {
   if (finished_) return;
-  std::string json = RequestFields();
+  std::string& json = FieldsBuffer();
+  AppendRequestFields(&json);
   internal::AppendJsonField("event", event, &json);
   if (token != nullptr) {
     internal::AppendJsonField("token_fp", token->fingerprint, &json);
@@ -144,7 +152,8 @@ grpc::Status RpcAudit::Finish(const absl::Status& outcome) {
   if (!finished_) {
     finished_ = true;
     const absl::Duration latency = clock_->Now() - started_;
-    std::string json = RequestFields();
+    std::string& json = FieldsBuffer();
+    AppendRequestFields(&json);
     absl::StrAppend(&json, ",\"outcome\":\"",
                     absl::StatusCodeToString(outcome.code()), "\",\"latency_us\":\"",
                     absl::ToInt64Microseconds(latency), "\"");

@@ -84,8 +84,8 @@ class RpcAudit {
   void SetScopeList(size_t count,
                     absl::FunctionRef<absl::string_view(size_t)> scope);
   // rpc, caller, identity, tenant and scopes: the start of every line, as
-  // LogJson fields.
-  std::string RequestFields() const;
+  // LogJson fields, appended to `json`.
+  void AppendRequestFields(std::string* json) const;
 
   BrokerMetrics::Rpc rpc_;
   Clock* clock_;

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/sync.h"
 #include "gmock/gmock.h"
@@ -81,6 +82,53 @@ TEST(Logging, EscapesQuotesControlCharactersAndNewlines) {
   std::string out;
   internal::AppendJsonString("a\"b\\c\nd\x01", &out);
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\u0001\"");
+}
+
+TEST(Logging, EscapesEveryByteThatJsonRequiresAndNoOther) {
+  std::string all;
+  for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+  std::string out;
+  internal::AppendJsonString(all, &out);
+  std::string expected = "\"";
+  for (int c = 0; c < 256; ++c) {
+    if (c == '"') {
+      expected += "\\\"";
+    } else if (c == '\\') {
+      expected += "\\\\";
+    } else if (c == '\n') {
+      expected += "\\n";
+    } else if (c == '\r') {
+      expected += "\\r";
+    } else if (c == '\t') {
+      expected += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      expected += absl::StrFormat("\\u%04x", c);
+    } else {
+      expected.push_back(static_cast<char>(c));
+    }
+  }
+  expected += "\"";
+  EXPECT_EQ(out, expected);
+}
+
+// Lines are built in a buffer each thread reuses (issue 13): a long line
+// leaves nothing behind in the next one, and preformatted fields (LogJson)
+// come out as given.
+TEST(Logging, EachLineIsWholeAfterALongerOneOnTheSameThread) {
+  CapturedLog log;
+  const std::string big(20000, 'x');
+  LogInfo("big", {{"payload", big}});
+  LogJson(LogLevel::kInfo, "small", ",\"tenant\":\"acme\"");
+  LogInfo("small again");
+  const std::vector<std::string> lines = log.lines();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_THAT(lines[0], HasSubstr("\"payload\":\"" + big + "\"}"));
+  EXPECT_THAT(lines[1], StartsWith("{\"time\":\""));
+  EXPECT_THAT(lines[1], ::testing::EndsWith(
+                            "\"level\":\"info\",\"msg\":\"small\",\"tenant\":\"acme\"}"));
+  EXPECT_THAT(lines[2],
+              ::testing::EndsWith("\"level\":\"info\",\"msg\":\"small again\"}"));
+  EXPECT_LT(lines[2].size(), 80u);
 }
 
 TEST(Logging, DropsLinesBelowTheMinimumLevel) {
