@@ -149,13 +149,22 @@ absl::StatusOr<PeerIdentity> PeerIdentityFromPem(absl::string_view pem) {
   return peer;
 }
 
+absl::string_view PeerCertificatePem(const grpc::AuthContext& context) {
+  if (!context.IsPeerAuthenticated()) return {};
+  // The properties in place: no vector per call (FindPropertyValues).
+  for (const grpc::AuthProperty& p : context) {
+    if (p.first == GRPC_X509_PEM_CERT_PROPERTY_NAME) {
+      return absl::string_view(p.second.data(), p.second.size());
+    }
+  }
+  return {};
+}
+
 absl::StatusOr<PeerIdentity> PeerIdentityFromAuthContext(
     const grpc::AuthContext& context) {
-  if (!context.IsPeerAuthenticated()) return PeerIdentity();
-  const std::vector<grpc::string_ref> pem =
-      context.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  const absl::string_view pem = PeerCertificatePem(context);
   if (pem.empty()) return PeerIdentity();
-  return PeerIdentityFromPem(absl::string_view(pem[0].data(), pem[0].size()));
+  return PeerIdentityFromPem(pem);
 }
 
 std::shared_ptr<const PeerIdentityMemo::Known> PeerIdentityMemo::FromPem(
@@ -175,15 +184,6 @@ std::shared_ptr<const PeerIdentityMemo::Known> PeerIdentityMemo::FromPem(
   // A concurrent first call of the same certificate may have stored it
   // meanwhile: keep that one, so its derived slot is shared.
   return by_pem_.emplace(std::string(pem), std::move(known)).first->second;
-}
-
-std::shared_ptr<const PeerIdentityMemo::Known>
-PeerIdentityMemo::FromAuthContext(const grpc::AuthContext& context) {
-  if (!context.IsPeerAuthenticated()) return anonymous_;
-  const std::vector<grpc::string_ref> pem =
-      context.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
-  if (pem.empty()) return anonymous_;
-  return FromPem(absl::string_view(pem[0].data(), pem[0].size()));
 }
 
 size_t PeerIdentityMemo::size() const {

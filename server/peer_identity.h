@@ -88,6 +88,11 @@ struct MatchedIdentity {
 // bounds above.
 absl::StatusOr<PeerIdentity> PeerIdentityFromPem(absl::string_view pem);
 
+// The PEM of the verified leaf certificate an authenticated gRPC peer
+// presented (GRPC_X509_PEM_CERT_PROPERTY_NAME); empty when the peer is not
+// authenticated or presented none. A view into `context`.
+absl::string_view PeerCertificatePem(const grpc::AuthContext& context);
+
 // The identity of an authenticated gRPC peer (from its certificate's PEM);
 // an empty PeerIdentity when the peer is not authenticated.
 absl::StatusOr<PeerIdentity> PeerIdentityFromAuthContext(
@@ -146,11 +151,8 @@ class PeerIdentityMemo {
 
   std::shared_ptr<const Known> FromPem(absl::string_view pem)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // An unauthenticated peer (or one without a certificate) gets the one
-  // shared Known of an empty PeerIdentity.
-  std::shared_ptr<const Known> FromAuthContext(const grpc::AuthContext& context)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // The shared Known of an empty PeerIdentity (a peer without a certificate).
+  // The shared Known of an empty PeerIdentity (a peer without a certificate,
+  // PeerCertificatePem() empty).
   const std::shared_ptr<const Known>& anonymous() const { return anonymous_; }
   // Certificates remembered now.
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -10,7 +10,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
-#include "grpc/grpc_security_constants.h"
 #include "server/peer_identity.h"
 #include "server/rpc_audit.h"
 #include "server/token_messages.h"
@@ -52,13 +51,7 @@ std::atomic<uint64_t> next_service_id{1};
 
 // The caller's certificate as gRPC verified it; empty without one.
 absl::string_view PeerPem(const grpc::AuthContext* auth) {
-  if (auth == nullptr || !auth->IsPeerAuthenticated()) return {};
-  for (const grpc::AuthProperty& p : *auth) {
-    if (p.first == GRPC_X509_PEM_CERT_PROPERTY_NAME) {
-      return absl::string_view(p.second.data(), p.second.size());
-    }
-  }
-  return {};
+  return auth == nullptr ? absl::string_view() : PeerCertificatePem(*auth);
 }
 
 std::shared_ptr<const CallerDecision> Decide(
