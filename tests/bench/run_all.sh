@@ -2,7 +2,7 @@
 # Runs every benchmark of issue 5 and writes RESULTS.md, the raw results
 # (JSON/CSV/text) and PNG plots, then checks the targets (PASS/MISS/FAIL).
 #
-#   tests/bench/run_all.sh            # full run (~10 min), tests/bench/results/
+#   tests/bench/run_all.sh            # full run (~15 min), tests/bench/results/
 #   tests/bench/run_all.sh --smoke    # a few seconds each, small N (CI)
 #
 # Options:
@@ -11,7 +11,7 @@
 #   --build-dir DIR  the CMake build tree (default build/)
 #   --no-build       do not build the targets first (CTest has built them)
 #   --load-only      only step 1 (GetToken vs Check vs the bare server, and
-#                    the pinned rows): ~4 min, its tables, no RESULTS.md;
+#                    the pinned rows): ~9 min, its tables, no RESULTS.md;
 #                    into a temporary directory unless --out is given
 #
 # Steps: (1) load_generator against the real broker binary (one tenant, a
@@ -66,9 +66,12 @@ if [[ $mode == smoke ]]; then
                 --enforce=false)
   client_bench_args=(--benchmark_min_time=0.01)
 else
+  # 3 alternating rounds of 5 s per workload and level, as issue 13 measured:
+  # 15 s per workload per level, so that one disturbed second moves a ratio
+  # less (with 2 s rounds two runs of one binary differed by up to 15 %).
   load_args=(--channels=4 --concurrency=1,2,4,8,16,32,64,128
-             --round_duration=2s --rounds=3 --warmup=2s)
-  load_pinned_args=(--channels=1 --concurrency=1,2,4 --round_duration=2s
+             --round_duration=5s --rounds=3 --warmup=2s)
+  load_pinned_args=(--channels=1 --concurrency=1,2,4 --round_duration=5s
                     --rounds=3 --warmup=1s --paced=false)
   stampede_args=(--callers=1000 --rounds=5)
   scale_args=(--tenants=10000 --token_lifetime=60s --lifetimes=4)
