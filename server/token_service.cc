@@ -68,7 +68,9 @@ std::shared_ptr<const CallerDecision> Decide(
         d->matched = d->peer.ok() ? policy->MatchCaller(*d->peer)
                                   : absl::StatusOr<std::vector<MatchedIdentity>>(
                                         d->peer.status());
-        if (d->peer.ok()) d->audit_json = AuditCallerJson(*d->peer);
+        // A certificate the parser refused is audited like an unknown
+        // caller: an empty "caller".
+        d->audit_json = AuditCallerJson(d->peer.ok() ? *d->peer : PeerIdentity());
         if (d->matched.ok()) d->audit_json += AuditIdentityJson(d->matched->front());
         return std::shared_ptr<const CallerDecision>(std::move(d));
       });

@@ -1073,6 +1073,31 @@ TEST_F(BrokerIntegrationTest, HostileRequestsWriteBoundedAuditLines) {
   EXPECT_GE(audited, 6);
 }
 
+// A certificate the broker cannot read unambiguously (more SANs than it
+// reads) is refused for every RPC, again and again (its decision is kept),
+// and each refusal is audited with an empty caller, as any unknown caller.
+TEST_F(BrokerIntegrationTest, UnreadableCertificateIsRefusedAndAuditedEveryTime) {
+  CertFactory::LeafOptions crowded{.common_name = "crowded"};
+  for (int i = 0; i <= kMaxPeerSubjectAltNames; ++i) {
+    crowded.dns_sans.push_back(absl::StrCat("n", i, ".internal"));
+  }
+  BrokerHarness::Options options;
+  options.extra_certificates = {{"crowded", crowded}};
+  StartBroker(options);
+  v1::GetTokenRequest get;
+  get.set_tenant("acme");
+  for (int i = 0; i < 3; ++i) {
+    const grpc::Status status = Get("crowded", get).status;
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << i;
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("subject alternative names")) << i;
+  }
+  ASSERT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken","caller":"",)", R"("tenant":"acme")",
+       R"("outcome":"PERMISSION_DENIED")"},
+      kRpcTimeout));
+}
+
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   StartBroker();
   auto config = LoadConfigFile(harness_->config_path());
