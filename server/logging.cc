@@ -170,8 +170,7 @@ void LogJson(LogLevel level, absl::string_view message,
   // The thread's own buffer, reused: no allocation per line (one that grew
   // past a few lines' size is let go).
   thread_local std::string line;
-  if (line.capacity() > internal::kMaxReusedLogBuffer) line = std::string();
-  line.clear();
+  internal::ResetReusedLogBuffer(&line);
   line.reserve(64 + message.size() + fields_json.size());  // no regrowth
   line.append("{\"time\":\"");
   AppendTimestamp(&line);

@@ -72,8 +72,14 @@ using LogSink = std::function<void(absl::string_view line)>;
 void SetLogSink(LogSink sink);
 
 namespace internal {
-// A thread keeps its log-line buffer for the next line up to this capacity.
+// A thread keeps its log-line buffers for the next line up to this capacity.
 inline constexpr size_t kMaxReusedLogBuffer = 4096;
+// Empties a thread's reused log buffer for its next line, letting it go if a
+// long line grew it past kMaxReusedLogBuffer.
+inline void ResetReusedLogBuffer(std::string* buffer) {
+  if (buffer->capacity() > kMaxReusedLogBuffer) *buffer = std::string();
+  buffer->clear();
+}
 // Appends `s` as a JSON string literal (with quotes) to `out`.
 void AppendJsonString(absl::string_view s, std::string* out);
 // Appends `,"key":` then `value` as a JSON string: one field for LogJson.

@@ -115,8 +115,7 @@ void RpcAudit::AddField(LogField field) { extra_.push_back(std::move(field)); }
 // RPC (one that grew past a few lines' size is let go).
 static std::string& FieldsBuffer() {
   thread_local std::string json;
-  if (json.capacity() > internal::kMaxReusedLogBuffer) json = std::string();
-  json.clear();
+  internal::ResetReusedLogBuffer(&json);
   return json;
 }
 
