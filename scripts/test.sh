@@ -63,7 +63,7 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_FLAGS="-O1 -g -fsanitize=thread -Werror=thread-safety-analysis" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
 cmake --build build-tsan --target sync_test token_cache_test logging_test renewal_scheduler_test \
-  connection_admission_test hit_snapshot_test
+  connection_admission_test hit_snapshot_test cached_token_test
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/sanitizers/tsan.supp" \
   ctest --test-dir build-tsan -L concurrency "${ctest_args[@]}"
 

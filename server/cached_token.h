@@ -5,12 +5,37 @@
 #define TREEZOR_BROKER_SERVER_CACHED_TOKEN_H_
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
 #include "server/token.h"
 
 namespace treezor::broker {
+
+// A value made from an immutable object by its first user and shared by every
+// user after it, without a lock once made (std::call_once). One slot holds one
+// type T (type-erased, so its holder needs no template parameter); a copy of
+// the holder starts empty, since what was derived belongs to the original.
+class DerivedOnce {
+ public:
+  DerivedOnce() = default;
+  DerivedOnce(const DerivedOnce&) {}
+  DerivedOnce& operator=(const DerivedOnce&) = delete;
+
+  template <typename T>
+  const T& Get(absl::FunctionRef<std::shared_ptr<const T>()> make) const {
+    std::call_once(once_, [&] { value_ = make(); });
+    return *static_cast<const T*>(value_.get());
+  }
+
+ private:
+  mutable std::once_flag once_;
+  // Written once inside call_once, read only after it: no lock needed.
+  mutable std::shared_ptr<const void> value_;
+};
 
 struct CachedToken {
   // refresh_token is always empty: the chain never leaves the cache entry.
@@ -26,6 +51,10 @@ struct CachedToken {
   // wall-clock time the API reports.
   absl::Time steady_obtained_at = absl::InfinitePast();
   absl::Time steady_expires_at = absl::InfinitePast();
+  // What the gRPC layer derives from this token once: the serialized
+  // GetTokenResponse every call answered with this token sends as it is
+  // (token_service.cc).
+  DerivedOnce derived;
 
   // The timing renewal_policy.h's rules take, on the monotonic timeline.
   Token SteadyTiming() const {

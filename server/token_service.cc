@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -10,8 +11,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "google/protobuf/arena.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/slice.h"
 #include "server/peer_identity.h"
 #include "server/rpc_audit.h"
+#include "server/secret.h"
 #include "server/token_messages.h"
 
 namespace treezor::broker {
@@ -85,6 +90,52 @@ absl::StatusOr<ScopeSet> Authorize(
   return caller.policy->Authorize(*caller.matched, tenant, requested);
 }
 
+// A GetTokenRequest parsed from the wire into `arena`; nullptr if the bytes
+// are not one.
+const v1::GetTokenRequest* ParseGetTokenRequest(const grpc::ByteBuffer& bytes,
+                                                google::protobuf::Arena* arena) {
+  grpc::Slice slice;
+  if (!bytes.TrySingleSlice(&slice).ok() &&
+      !bytes.DumpToSingleSlice(&slice).ok()) {
+    return nullptr;
+  }
+  auto* request =
+      google::protobuf::Arena::CreateMessage<v1::GetTokenRequest>(arena);
+  if (slice.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      !request->ParseFromArray(slice.begin(), static_cast<int>(slice.size()))) {
+    return nullptr;
+  }
+  return request;
+}
+
+// Frees a token's serialized response once gRPC and the token let go of it,
+// wiping it first (it holds the access token).
+void DeleteWiped(void* bytes) {
+  auto* s = static_cast<std::string*>(bytes);
+  CleanseString(s);
+  delete s;
+}
+
+// Sets `response` to the GetTokenResponse for `token`, obtained for the cache
+// entry `key`, as sent on the wire: serialized once per token, by its first
+// answer, and then sent as it is (a reference to the same bytes) by every
+// call it answers.
+void SetResponseBytes(const CacheKey& key, const CachedToken& token,
+                      grpc::ByteBuffer* response) {
+  const grpc::Slice& slice = token.derived.Get<grpc::Slice>([&] {
+    v1::GetTokenResponse message;
+    FillResponse(key, token, &message);
+    auto* bytes = new std::string;
+    bytes->reserve(message.ByteSizeLong());  // no reallocation: one copy to wipe
+    message.SerializeToString(bytes);
+    CleanseString(message.mutable_access_token());
+    return std::make_shared<const grpc::Slice>(bytes->data(), bytes->size(),
+                                               &DeleteWiped, bytes);
+  });
+  grpc::ByteBuffer bytes(&slice, 1);  // a reference to the slice, no copy
+  response->Swap(&bytes);
+}
+
 // One GetToken call that must wait for a token (a hit or a refusal is
 // answered inline by TokenService::GetToken, without this reactor). Waits for
 // the cache without holding a thread; if the
@@ -102,7 +153,7 @@ class GetTokenReactor final : public grpc::ServerUnaryReactor {
  public:
   // `context`, `response` and `cache` outlive the reactor (gRPC / caller).
   GetTokenReactor(grpc::CallbackServerContext* context, TokenCache* cache,
-                  v1::GetTokenResponse* response, RpcAudit audit)
+                  grpc::ByteBuffer* response, RpcAudit audit)
       : context_(context),
         cache_(cache),
         response_(response),
@@ -155,7 +206,7 @@ class GetTokenReactor final : public grpc::ServerUnaryReactor {
       } else {
         if (token.ok()) {
           audit_.SetToken(**token);
-          FillResponse(key_, **token, response_);
+          SetResponseBytes(key_, **token, response_);
         }
         answer = audit_.Finish(token.status());
       }
@@ -175,7 +226,7 @@ class GetTokenReactor final : public grpc::ServerUnaryReactor {
 
   grpc::CallbackServerContext* const context_;
   TokenCache* const cache_;
-  v1::GetTokenResponse* const response_;
+  grpc::ByteBuffer* const response_;
   CacheKey key_;  // set by Start() before the reactor is shared
   Mutex mu_;
   RpcAudit audit_ ABSL_GUARDED_BY(mu_);
@@ -278,8 +329,8 @@ void TokenService::Unregister(WatchTokenReactor* reactor) {
 }
 
 grpc::ServerUnaryReactor* TokenService::GetToken(
-    grpc::CallbackServerContext* context, const v1::GetTokenRequest* request,
-    v1::GetTokenResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response) {
   RpcAudit audit(BrokerMetrics::Rpc::kGetToken, clock_, metrics_);
   // A call answered at once (refused, or a cache hit) finishes with gRPC's
   // default reactor, inline: a reactor of our own would have gRPC run its
@@ -292,6 +343,20 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   const std::shared_ptr<const CallerDecision> caller =
       DecideCaller(context);
   audit.SetCallerJson(caller, caller->audit_json);
+  // The request lives in an arena on this stack frame: a typical request
+  // fits its first block, so parsing it allocates nothing. Nothing keeps a
+  // reference to it past this function (the key and options are copies).
+  alignas(16) char arena_block[1024];
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block;
+  arena_options.initial_block_size = sizeof(arena_block);
+  google::protobuf::Arena arena(arena_options);
+  const v1::GetTokenRequest* request =
+      ParseGetTokenRequest(*request_bytes, &arena);
+  if (request == nullptr) {
+    return answer_now(absl::InvalidArgumentError(
+        "the request is not a treezor.broker.v1.GetTokenRequest"));
+  }
   audit.SetTenant(request->tenant());
   audit.SetScopes(request->scopes());
   if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
@@ -313,7 +378,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
       now.has_value()) {
     if (now->ok()) {
       audit.SetToken(***now);
-      FillResponse(key, ***now, response);
+      SetResponseBytes(key, ***now, response);
     }
     return answer_now(now->status());
   }

@@ -3,6 +3,12 @@
 // Callback API, so a caller waiting for a cold fetch holds no thread: the
 // cache answers the reactor when the fetch completes.
 //
+// GetToken is registered as a raw method (grpc::ByteBuffer in and out; the
+// wire format is GetTokenRequest/GetTokenResponse all the same, and
+// reflection still describes it): it parses the request itself, and answers
+// with the serialized response its token keeps (CachedToken::derived), made
+// once per token, so a cache hit neither fills nor serializes a message.
+//
 //   TokenService service(&cache, policy, clock, &metrics);
 //   builder.RegisterService(&service);
 //   service.SetPolicy(new_policy);  // config reload
@@ -41,7 +47,10 @@ namespace treezor::broker {
 // What the policy says of one certificate (token_service.cc).
 struct CallerDecision;
 
-class TokenService final : public v1::TokenService::CallbackService {
+class TokenService final
+    : public v1::TokenService::WithRawCallbackMethod_GetToken<
+          v1::TokenService::WithCallbackMethod_WatchToken<
+              v1::TokenService::Service>> {
  public:
   // `cache`, `clock` and `metrics` (nullable) must outlive the service.
   // `max_watch_streams_per_caller`: limits.maxWatchStreamsPerCaller.
@@ -69,9 +78,11 @@ class TokenService final : public v1::TokenService::CallbackService {
                             absl::Duration timeout) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // `request` and `response` are a GetTokenRequest and a GetTokenResponse
+  // on the wire.
   grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context,
-                                     const v1::GetTokenRequest* request,
-                                     v1::GetTokenResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerWriteReactor<v1::GetTokenResponse>* WatchToken(
       grpc::CallbackServerContext* context,
       const v1::WatchTokenRequest* request) override;

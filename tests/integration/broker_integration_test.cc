@@ -3,16 +3,19 @@
 // a fake clock shared by the broker and the double, so renewals and expiry
 // are driven by the test, never by sleeping.
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_replace.h"
+#include "common/sync.h"
 #include "common/token_digest.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
 #include "server/token_service.h"
@@ -1096,6 +1099,50 @@ TEST_F(BrokerIntegrationTest, UnreadableCertificateIsRefusedAndAuditedEveryTime)
       {R"("rpc":"GetToken","caller":"",)", R"("tenant":"acme")",
        R"("outcome":"PERMISSION_DENIED")"},
       kRpcTimeout));
+}
+
+// GetToken parses its own request (a raw method, token_service.h): bytes
+// that are not a GetTokenRequest are refused with INVALID_ARGUMENT and
+// audited with their caller, and the same connection's next call gets its
+// token.
+TEST_F(BrokerIntegrationTest, BytesThatAreNotAGetTokenRequestAreRefusedAndAudited) {
+  StartBroker();
+  auto channel = harness_->Channel("payments");
+  grpc::GenericStub stub(channel);
+  // Field 1 (tenant) announced 100 bytes long, with 3 present.
+  const grpc::Slice slice(std::string("\x0a\x64" "abc", 5));
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  Mutex mu;
+  CondVar cv;
+  std::optional<grpc::Status> status;
+  auto ctx = Context();
+  stub.UnaryCall(ctx.get(), "/treezor.broker.v1.TokenService/GetToken",
+                 grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   MutexLock lock(&mu);
+                   status = std::move(s);
+                   cv.SignalAll();
+                 });
+  {
+    MutexLock lock(&mu);
+    while (!status.has_value()) cv.Wait(&mu);
+  }
+  EXPECT_EQ(status->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status->error_message(), HasSubstr("GetTokenRequest"));
+  EXPECT_EQ(response.Length(), 0u);
+  ASSERT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("rpc":"GetToken","caller":"uri:spiffe://corp/payments,cn:payments")",
+       R"("outcome":"INVALID_ARGUMENT")"},
+      kRpcTimeout));
+  v1::GetTokenRequest good;
+  good.set_tenant("acme");
+  auto token_stub = v1::TokenService::NewStub(channel);
+  v1::GetTokenResponse token;
+  const grpc::Status ok = token_stub->GetToken(Context().get(), good, &token);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  RememberToken(token.access_token());
+  EXPECT_FALSE(token.access_token().empty());
 }
 
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
