@@ -90,6 +90,11 @@ ABSL_FLAG(absl::Duration, time_limit, absl::Minutes(20),
 ABSL_FLAG(int, server_pid, 0,
           "The server's process id, to report its CPU time per call.");
 ABSL_FLAG(std::string, json_out, "", "Write the results as JSON here.");
+ABSL_FLAG(std::string, only, "",
+          "Run only this workload's rounds (GetToken, Check or Noop), e.g. "
+          "to count its context switches with perf stat.");
+ABSL_FLAG(bool, print_rounds, false,
+          "Print every round's throughput and p50 to stderr as it ends.");
 ABSL_FLAG(std::string, csv_out, "",
           "Write per-level latency percentiles as CSV here (for plotting).");
 
@@ -505,7 +510,15 @@ int Run() {
       // Rotate which workload goes first.
       for (size_t k = 0; k < workloads.size(); ++k) {
         const Workload w = workloads[(r + k) % workloads.size()];
-        level.Of(w).Add(ClosedLoop(&target, w, c, round, budget).Run());
+        const std::string only = absl::GetFlag(FLAGS_only);
+        if (!only.empty() && only != Name(w)) continue;
+        RoundResult result = ClosedLoop(&target, w, c, round, budget).Run();
+        if (absl::GetFlag(FLAGS_print_rounds)) {
+          const LatencySummary s = result.stats.Summarize(result.elapsed);
+          std::fprintf(stderr, "round %d in flight %d %-8s %9.0f/s p50 %6.0f us\n",
+                       r, c, Name(w), s.throughput, s.p50_us);
+        }
+        level.Of(w).Add(std::move(result));
       }
     }
     results.push_back(std::move(level));

@@ -101,9 +101,9 @@ total=$(callgrind_annotate "$out/callgrind.out" | sed -n 's/^\([0-9,]*\) .*PROGR
   echo "instructions in the whole run: $total"
   echo
   echo "--- top 25, inclusive ---"
-  callgrind_annotate --inclusive=yes "$out/callgrind.out" | sed -n '/^-.*Ir/,$p' | sed -n '1,30p'
+  callgrind_annotate --inclusive=yes "$out/callgrind.out" | sed -n '/Ir .*file:function/,$p' | sed -n '1,30p'
   echo
   echo "--- top 25, self ---"
-  callgrind_annotate "$out/callgrind.out" | sed -n '/^-.*Ir/,$p' | sed -n '1,30p'
+  callgrind_annotate "$out/callgrind.out" | sed -n '/Ir .*file:function/,$p' | sed -n '1,30p'
 } | tee "$out/profile.txt"
 echo "profile.sh: results in $out (callgrind.out, profile.txt)"
