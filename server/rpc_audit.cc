@@ -130,9 +130,31 @@ void RpcAudit::AppendRequestFields(std::string* json_out) const {
     absl::StrAppend(&json, caller_json_.empty() ? kNoCaller : caller_json_,
                     identity_json_);
   }
-  if (has_tenant_) internal::AppendJsonField("tenant", tenant_, &json);
-  if (has_scopes_) internal::AppendJsonField("scopes", scopes_, &json);
-  if (scope_count_ > 0) absl::StrAppend(&json, ",\"scope_count\":\"", scope_count_, "\"");
+  AppendTenantScopes(&json);
+}
+
+void RpcAudit::AppendTenantScopes(std::string* json) const {
+  if (tenant_scopes_owner_ != nullptr) {
+    json->append(tenant_scopes_json_.data(), tenant_scopes_json_.size());
+    return;
+  }
+  if (has_tenant_) internal::AppendJsonField("tenant", tenant_, json);
+  if (has_scopes_) internal::AppendJsonField("scopes", scopes_, json);
+  if (scope_count_ > 0) {
+    absl::StrAppend(json, ",\"scope_count\":\"", scope_count_, "\"");
+  }
+}
+
+std::string RpcAudit::TenantScopesJson() const {
+  std::string json;
+  AppendTenantScopes(&json);
+  return json;
+}
+
+void RpcAudit::SetTenantScopesJson(std::shared_ptr<const void> owner,
+                                   absl::string_view json) {
+  tenant_scopes_owner_ = std::move(owner);
+  tenant_scopes_json_ = json;
 }
 
 void RpcAudit::Event(absl::string_view event, const CachedToken* token) {

@@ -63,6 +63,14 @@ class RpcAudit {
   // space-separated, cut to a prefix with their count when long.
   void SetScopes(const google::protobuf::RepeatedPtrField<std::string>& scopes);
   void SetScopes(const ScopeSet& scopes);
+  // The tenant and scopes fields as set so far, formatted as the line
+  // carries them; and the reverse: SetTenant and SetScopes at once, from
+  // such fields that `owner` keeps alive (the token service keeps them per
+  // thread for a caller's recent requests, so a repeated request is not
+  // formatted again).
+  std::string TenantScopesJson() const;
+  void SetTenantScopesJson(std::shared_ptr<const void> owner,
+                           absl::string_view json);
   // The token handed out (its fingerprint is logged, never the token).
   void SetToken(const CachedToken& token);
   // One more field at the end of the line (e.g. "tokens_sent").
@@ -86,6 +94,7 @@ class RpcAudit {
   // rpc, caller, identity, tenant and scopes: the start of every line, as
   // LogJson fields, appended to `json`.
   void AppendRequestFields(std::string* json) const;
+  void AppendTenantScopes(std::string* json) const;
 
   BrokerMetrics::Rpc rpc_;
   Clock* clock_;
@@ -103,6 +112,9 @@ class RpcAudit {
   bool has_scopes_ = false;
   std::string scopes_;
   size_t scope_count_ = 0;  // set when scopes_ is cut
+  // SetTenantScopesJson's, used instead of the three above when set.
+  std::shared_ptr<const void> tenant_scopes_owner_;
+  absl::string_view tenant_scopes_json_;
   std::string token_fingerprint_;
   std::vector<LogField> extra_;
 };

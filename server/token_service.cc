@@ -52,6 +52,70 @@ struct ThreadDecision {
 thread_local std::array<ThreadDecision, kThreadDecisions> thread_decisions;
 thread_local size_t thread_decisions_next = 0;
 
+// A thread's recent granted requests: for one decision (so one caller
+// and one policy), a tenant and the scopes as requested, the cache key they
+// resolved to and the audit line's tenant and scopes fields. A repeated
+// request (a service asking for its token again) is then neither
+// authorized nor formatted again. Only what was granted is kept, only
+// requests up to kMaxThreadRequestBytes, and the slot holds its decision,
+// so a later decision (another policy) cannot take its address.
+constexpr size_t kThreadRequests = 4;
+constexpr size_t kMaxThreadRequestBytes = 1024;
+struct GrantedRequest {
+  CacheKey key;
+  std::string audit_json;  // RpcAudit::TenantScopesJson
+};
+struct ThreadRequest {
+  uint64_t service = 0;  // TokenService::id_; 0: empty
+  std::shared_ptr<const CallerDecision> decision;
+  std::string tenant;
+  std::vector<std::string> scopes;  // as requested, in order
+  std::shared_ptr<const GrantedRequest> granted;
+};
+thread_local std::array<ThreadRequest, kThreadRequests> thread_requests;
+thread_local size_t thread_requests_next = 0;
+
+bool SameRequest(const ThreadRequest& slot, const v1::GetTokenRequest& request) {
+  if (slot.tenant != request.tenant() ||
+      slot.scopes.size() != static_cast<size_t>(request.scopes_size())) {
+    return false;
+  }
+  for (size_t i = 0; i < slot.scopes.size(); ++i) {
+    if (slot.scopes[i] != request.scopes(static_cast<int>(i))) return false;
+  }
+  return true;
+}
+
+// What this thread granted `decision` for the same tenant and requested
+// scopes, if it still has it.
+std::shared_ptr<const GrantedRequest> RecentGrant(
+    uint64_t service, const CallerDecision* decision,
+    const v1::GetTokenRequest& request) {
+  for (const ThreadRequest& slot : thread_requests) {
+    if (slot.service == service && slot.decision.get() == decision &&
+        SameRequest(slot, request)) {
+      return slot.granted;
+    }
+  }
+  return nullptr;
+}
+
+void RememberGrant(uint64_t service,
+                   std::shared_ptr<const CallerDecision> decision,
+                   const v1::GetTokenRequest& request,
+                   std::shared_ptr<const GrantedRequest> granted) {
+  size_t bytes = request.tenant().size();
+  for (const std::string& scope : request.scopes()) bytes += scope.size() + 8;
+  if (bytes > kMaxThreadRequestBytes) return;
+  ThreadRequest& slot = thread_requests[thread_requests_next];
+  thread_requests_next = (thread_requests_next + 1) % kThreadRequests;
+  slot.service = service;
+  slot.decision = std::move(decision);
+  slot.tenant = request.tenant();
+  slot.scopes.assign(request.scopes().begin(), request.scopes().end());
+  slot.granted = std::move(granted);
+}
+
 std::atomic<uint64_t> next_service_id{1};
 
 // The caller's certificate as gRPC verified it; empty without one.
@@ -357,16 +421,29 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     return answer_now(absl::InvalidArgumentError(
         "the request is not a treezor.broker.v1.GetTokenRequest"));
   }
-  audit.SetTenant(request->tenant());
-  audit.SetScopes(request->scopes());
-  if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
-    return answer_now(s);
+  // A recent grant stands for the tenant and scopes; the rest of the
+  // request (min_ttl, a rejected-token report) is checked on every call.
+  std::shared_ptr<const GrantedRequest> granted =
+      RecentGrant(id_, caller.get(), *request);
+  if (granted != nullptr && ValidateGetTokenRequest(*request).ok()) {
+    audit.SetTenantScopesJson(granted, granted->audit_json);
+  } else {
+    audit.SetTenant(request->tenant());
+    audit.SetScopes(request->scopes());
+    if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
+      return answer_now(s);
+    }
+    absl::StatusOr<ScopeSet> scopes =
+        Authorize(*caller, request->tenant(), request->scopes());
+    if (!scopes.ok()) return answer_now(scopes.status());
+    audit.SetScopes(*scopes);
+    auto made = std::make_shared<GrantedRequest>();
+    made->key = CacheKey{request->tenant(), *std::move(scopes)};
+    made->audit_json = audit.TenantScopesJson();
+    RememberGrant(id_, caller, *request, made);
+    granted = std::move(made);
   }
-  absl::StatusOr<ScopeSet> scopes =
-      Authorize(*caller, request->tenant(), request->scopes());
-  if (!scopes.ok()) return answer_now(scopes.status());
-  CacheKey key{request->tenant(), *std::move(scopes)};
-  audit.SetScopes(key.scopes);
+  const CacheKey& key = granted->key;
   TokenCache::GetOptions options;
   if (request->has_min_ttl()) {
     options.min_ttl = FromProtoDuration(request->min_ttl());
@@ -384,7 +461,7 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   }
   // The token must be waited for: a reactor that can be cancelled.
   auto* reactor = new GetTokenReactor(context, cache_, response, std::move(audit));
-  reactor->Start(std::move(key), options);
+  reactor->Start(key, options);
   return reactor;
 }
 

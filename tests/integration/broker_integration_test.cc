@@ -189,6 +189,46 @@ TEST_F(BrokerIntegrationTest, AuthorizedCallerGetsAValidTreezorJwt) {
   EXPECT_EQ(UpstreamRequestsFor("admin read_all"), 1);
 }
 
+// Each gRPC thread keeps a caller's recent granted requests (tenant and
+// scopes as requested -> cache key and audit fields; token_service.cc): one
+// caller's different requests, interleaved, each get their own answer, and
+// the rest of a request is still checked on every call.
+TEST_F(BrokerIntegrationTest, OneCallersRequestsInterleavedEachGetTheirOwnAnswer) {
+  StartBroker();
+  v1::GetTokenRequest bad_ttl;
+  bad_ttl.set_tenant("acme");
+  bad_ttl.mutable_min_ttl()->set_seconds(-1);
+  v1::GetTokenRequest bad_report;
+  bad_report.set_tenant("acme");
+  bad_report.set_rejected_token_sha256("not hex");
+  for (int i = 0; i < 20; ++i) {
+    Answer plain = Get("payments", "acme");
+    ASSERT_TRUE(plain.status.ok()) << i << plain.status.error_message();
+    EXPECT_THAT(plain.response.scopes(), ElementsAre("read_write")) << i;
+    Answer admin = Get("payments", "acme", {"admin", "read_all"});
+    ASSERT_TRUE(admin.status.ok()) << i;
+    EXPECT_THAT(admin.response.scopes(), ElementsAre("admin", "read_all")) << i;
+    EXPECT_EQ(admin.response.tenant(), "acme");
+    Answer reordered = Get("payments", "acme", {"read_all", "admin"});
+    ASSERT_TRUE(reordered.status.ok()) << i;
+    EXPECT_EQ(reordered.response.access_token(), admin.response.access_token()) << i;
+    EXPECT_NE(plain.response.access_token(), admin.response.access_token()) << i;
+    EXPECT_EQ(Get("payments", bad_ttl).status.error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT) << i;
+    EXPECT_EQ(Get("payments", bad_report).status.error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT) << i;
+    EXPECT_EQ(Get("payments", "globex").status.error_code(),
+              grpc::StatusCode::PERMISSION_DENIED) << i;
+  }
+  EXPECT_EQ(UpstreamRequestsFor("admin read_all"), 1);
+  ASSERT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("tenant":"acme","scopes":"admin read_all","outcome":"OK")"},
+      kRpcTimeout));
+  ASSERT_TRUE(NoSecretsInLogs::log().WaitForLine(
+      {R"("tenant":"acme","scopes":"read_write","outcome":"OK")"},
+      kRpcTimeout));
+}
+
 TEST_F(BrokerIntegrationTest, DefaultScopesAreFetchedAtStartUp) {
   StartBroker();
   // Nobody asked yet: the broker fetches acme's default scopes on its own.
