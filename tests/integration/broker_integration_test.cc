@@ -1185,6 +1185,43 @@ TEST_F(BrokerIntegrationTest, BytesThatAreNotAGetTokenRequestAreRefusedAndAudite
   EXPECT_FALSE(token.access_token().empty());
 }
 
+// Each gRPC thread keeps its last few decisions keyed by the certificate's
+// whole PEM (token_service.cc): two callers whose certificates have exactly
+// the same PEM length, and different rights, interleaved, each get their
+// own answer.
+TEST_F(BrokerIntegrationTest, CertificatesOfEqualPemLengthGetTheirOwnDecisions) {
+  // RSA signatures have a fixed length, and the names differ in one
+  // character: the certificates differ only in their bytes, rarely in size.
+  const CertFactory::LeafOptions twin_a{
+      .common_name = "twin-a",
+      .uri_sans = {"spiffe://corp/twin-a"},
+      .key_type = CertFactory::KeyType::kRsa2048};
+  CertFactory::LeafOptions twin_b = twin_a;
+  twin_b.common_name = "twin-b";
+  twin_b.uri_sans = {"spiffe://corp/twin-b"};
+  StartBroker({.extra_certificates = {{"twin-a", twin_a}, {"twin-b", twin_b}},
+               .extra_callers = R"({"identity": "spiffe://corp/twin-a", "tenants": ["acme"]},
+                                   {"identity": "spiffe://corp/twin-b", "tenants": ["globex"]},)"});
+  auto pem = [&](const std::string& name) {
+    return testing::ReadFileOrDie(harness_->CallerFiles(name).cert_file);
+  };
+  // A serial number's DER length can differ by a byte: issue twin-b again
+  // until the sizes match (each issue matches with probability > 1/2).
+  for (int i = 0; i < 30 && pem("twin-a").size() != pem("twin-b").size(); ++i) {
+    ASSERT_OK(harness_->IssueInternal("twin-b", twin_b));
+  }
+  ASSERT_EQ(pem("twin-a").size(), pem("twin-b").size());
+  ASSERT_NE(pem("twin-a"), pem("twin-b"));
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Get("twin-a", "acme").status.ok()) << i;
+    ASSERT_EQ(Get("twin-a", "globex").status.error_code(),
+              grpc::StatusCode::PERMISSION_DENIED) << i;
+    ASSERT_TRUE(Get("twin-b", "globex").status.ok()) << i;
+    ASSERT_EQ(Get("twin-b", "acme").status.error_code(),
+              grpc::StatusCode::PERMISSION_DENIED) << i;
+  }
+}
+
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   StartBroker();
   auto config = LoadConfigFile(harness_->config_path());
