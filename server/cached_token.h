@@ -51,6 +51,9 @@ struct CachedToken {
   // wall-clock time the API reports.
   absl::Time steady_obtained_at = absl::InfinitePast();
   absl::Time steady_expires_at = absl::InfinitePast();
+  // Until when the cache hands it out (UsableUntil of SteadyTiming, under the
+  // cache's renewal settings), computed once when it is stored.
+  absl::Time steady_usable_until = absl::InfinitePast();
   // What the gRPC layer derives from this token once: the serialized
   // GetTokenResponse every call answered with this token sends as it is
   // (token_service.cc).

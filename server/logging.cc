@@ -89,12 +89,11 @@ void AppendTimestamp(std::string* out) {
     cached_second = second;
   }
   const int millis = static_cast<int>(ms % 1000);
+  const char fraction[] = {'.', static_cast<char>('0' + millis / 100),
+                           static_cast<char>('0' + millis / 10 % 10),
+                           static_cast<char>('0' + millis % 10), 'Z'};
   out->append(cached);
-  out->push_back('.');
-  out->push_back(static_cast<char>('0' + millis / 100));
-  out->push_back(static_cast<char>('0' + millis / 10 % 10));
-  out->push_back(static_cast<char>('0' + millis % 10));
-  out->push_back('Z');
+  out->append(fraction, sizeof(fraction));
 }
 
 }  // namespace
@@ -171,7 +170,7 @@ void LogJson(LogLevel level, absl::string_view message,
   // past a few lines' size is let go).
   thread_local std::string line;
   internal::ResetReusedLogBuffer(&line);
-  line.reserve(64 + message.size() + fields_json.size());  // no regrowth
+  line.reserve(66 + message.size() + fields_json.size());  // no regrowth
   line.append("{\"time\":\"");
   AppendTimestamp(&line);
   line.append("\",\"level\":\"");
@@ -179,19 +178,18 @@ void LogJson(LogLevel level, absl::string_view message,
   line.append("\",\"msg\":");
   internal::AppendJsonString(message, &line);
   line.append(fields_json.data(), fields_json.size());
-  line.push_back('}');
+  line.append("}\n");  // the newline is the sink's to drop
 
   SinkState& state = State();
   bool write_now = level >= LogLevel::kError;
   {
     MutexLock lock(&state.mu);
     if (state.sink) {
-      state.sink(line);
+      state.sink(absl::string_view(line.data(), line.size() - 1));
       return;
     }
     const bool was_empty = state.pending.empty();
     state.pending.append(line);
-    state.pending.push_back('\n');
     if (state.pending.size() > kMaxPendingBytes) write_now = true;
     if (!state.writer_started) {
       state.writer_started = true;

@@ -185,7 +185,8 @@ grpc::Status RpcAudit::Finish(const absl::Status& outcome) {
                                 &json);
     }
     if (!token_fingerprint_.empty()) {
-      internal::AppendJsonField("token_fp", token_fingerprint_, &json);
+      // Lowercase hex (CachedToken::fingerprint): nothing to escape.
+      absl::StrAppend(&json, ",\"token_fp\":\"", token_fingerprint_, "\"");
     }
     for (const LogField& f : extra_) {
       internal::AppendJsonField(f.key, f.value, &json);

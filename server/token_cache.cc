@@ -60,7 +60,7 @@ TokenCache::EntryPtr TokenCache::FindOrCreate(const CacheKey& key) {
 }
 
 absl::StatusOr<TokenCache::EntryPtr> TokenCache::FindOrCreateWithinLimits(
-    const CacheKey& key, const std::string& caller) {
+    const CacheKey& key, absl::string_view caller) {
   MutexLock lock(&entries_mu_);
   auto it = entries_.find(key);
   if (it != entries_.end()) return it->second;
@@ -84,8 +84,8 @@ absl::StatusOr<TokenCache::EntryPtr> TokenCache::FindOrCreateWithinLimits(
 }
 
 TokenCache::EntryPtr TokenCache::InsertEntryLocked(const CacheKey& key,
-                                                   const std::string& creator) {
-  auto entry = std::make_shared<Entry>(key, next_entry_id_++, creator);
+                                                   absl::string_view creator) {
+  auto entry = std::make_shared<Entry>(key, next_entry_id_++, std::string(creator));
   entries_.emplace(key, entry);
   ++entries_per_tenant_[key.tenant];
   if (!creator.empty()) ++entries_per_caller_[creator];
@@ -166,7 +166,7 @@ std::optional<absl::StatusOr<TokenCache::TokenPtr>> TokenCache::AnswerOrWait(
         ReportTriggersFetchLocked(*entry, options.rejected_token_sha256, now);
     const CachedToken* token = entry->token.get();
     if (!wants_replacement && token != nullptr &&
-        now < UsableUntil(renewal_, token->SteadyTiming()) &&
+        now < token->steady_usable_until &&
         token->steady_expires_at - now >= options.min_ttl) {
       if (entry->consecutive_failures > 0) ++entry->served_while_failing;
       answer = entry->token;
@@ -476,7 +476,7 @@ std::vector<EntrySnapshot> TokenCache::Snapshot() const {
     const absl::Time usable_until =
         entry->token == nullptr
             ? absl::InfinitePast()
-            : UsableUntil(renewal_, entry->token->SteadyTiming());
+            : entry->token->steady_usable_until;
     const bool usable = now < usable_until;
     if (entry->token != nullptr) {
       s.token_fingerprint = entry->token->fingerprint;

@@ -54,6 +54,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/sync.h"
@@ -114,7 +115,9 @@ class TokenCache {
     std::string rejected_token_sha256;
     // The caller identity the request is made for (the one that matched the
     // policy), for per-caller accounting; empty for the broker's own work.
-    std::string caller;
+    // A view (a cached GetToken copies no string): what it views must
+    // outlive the TryGet / GetAsync call, which keeps a copy if it needs one.
+    absl::string_view caller;
   };
 
   // One finished request to Treezor, as observers see it.
@@ -259,9 +262,9 @@ class TokenCache {
   EntryPtr FindOrCreate(const CacheKey& key) ABSL_LOCKS_EXCLUDED(entries_mu_);
   // For a caller's GetAsync: a new entry must fit under the caps.
   absl::StatusOr<EntryPtr> FindOrCreateWithinLimits(const CacheKey& key,
-                                                    const std::string& caller)
+                                                    absl::string_view caller)
       ABSL_LOCKS_EXCLUDED(entries_mu_);
-  EntryPtr InsertEntryLocked(const CacheKey& key, const std::string& creator)
+  EntryPtr InsertEntryLocked(const CacheKey& key, absl::string_view creator)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entries_mu_);
   void EraseEntryLocked(absl::flat_hash_map<CacheKey, EntryPtr>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entries_mu_);

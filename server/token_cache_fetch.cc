@@ -152,6 +152,7 @@ void TokenCache::StoreTokenLocked(Entry& entry, const FetchRequest& request,
   cached->fingerprint = cached->sha256_hex.substr(0, 12);
   cached->steady_obtained_at = now;
   cached->steady_expires_at = now + cached->token.lifetime();
+  cached->steady_usable_until = UsableUntil(renewal_, cached->SteadyTiming());
   if (cached->token.refresh_token.empty()) {
     entry.refresh_token.clear();
   } else {
@@ -190,7 +191,7 @@ void TokenCache::RecordFailureLocked(Entry& entry, const FetchResult& result,
   entry.retry_not_before = now + delay;
   const bool serving_cached =
       entry.token != nullptr &&
-      now < UsableUntil(renewal_, entry.token->SteadyTiming());
+      now < entry.token->steady_usable_until;
   LogWarning("token fetch failed; will retry",
              {{"tenant", entry.key.tenant},
               {"scopes", entry.key.scopes.ToOAuthString()},
@@ -210,7 +211,7 @@ void TokenCache::Publish(const EntryPtr& entry, const FetchReport& report,
     if (fresh == nullptr) {
       waiter.done(CallerError(publication.error));
     } else if (fresh->steady_expires_at - now < waiter.min_ttl ||
-               now >= UsableUntil(renewal_, fresh->SteadyTiming())) {
+               now >= fresh->steady_usable_until) {
       waiter.done(
           MinTtlOutOfRange(waiter.min_ttl, fresh->steady_expires_at - now));
     } else {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "google/protobuf/arena.h"
+#include "grpc/grpc_security.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/slice.h"
 #include "server/peer_identity.h"
@@ -20,9 +22,6 @@
 #include "server/token_messages.h"
 
 namespace treezor::broker {
-namespace {
-
-}  // namespace
 
 // What the policy says of one certificate, and the audit line's fields for
 // it: derived once per certificate and policy (kept in the certificate's
@@ -38,81 +37,102 @@ struct CallerDecision {
 
 namespace {
 
-// A thread's recent decisions (a gRPC thread serves a few callers at a time):
-// the certificate's bytes are compared whole, so a slot answers only for the
-// very certificate it was decided for. Larger certificates (hostile ones can
-// be up to 64 KiB) are not kept, to bound what each thread holds.
-constexpr size_t kThreadDecisions = 4;
+// A thread's few most recent values of one kind, the oldest replaced first:
+// a gRPC thread serves a few callers at a time, and they ask again for what
+// they just asked for. Each kind keys its slots and bounds their bytes
+// itself; a slot holds whatever its key points to, so that an address in it
+// cannot be reused by something else while it is there.
+template <typename Slot, size_t N>
+class ThreadRecent {
+ public:
+  // The first slot `match` accepts, or nullptr.
+  template <typename Match>
+  const Slot* Find(Match match) const {
+    for (const Slot& slot : slots_) {
+      if (match(slot)) return &slot;
+    }
+    return nullptr;
+  }
+  // The slot to overwrite: the one written longest ago.
+  Slot& Replace() {
+    Slot& slot = slots_[next_];
+    next_ = (next_ + 1) % N;
+    return slot;
+  }
+
+ private:
+  std::array<Slot, N> slots_{};
+  size_t next_ = 0;
+};
+
+struct ReleaseAuthContext {
+  void operator()(grpc_auth_context* context) const {
+    grpc_auth_context_release(context);
+  }
+};
+// A reference to gRPC's auth context of a call. On the server it is its
+// connection's (gRPC core shares the handshake's context with every call of
+// the connection; the broker installs no AuthMetadataProcessor, which would
+// make one per call), so its address names the connection while held.
+using AuthContextRef = std::unique_ptr<grpc_auth_context, ReleaseAuthContext>;
+
+// A thread's recent decisions, keyed by the caller's connection: a
+// connection's certificate cannot change, so a slot answers for every call
+// of that connection under the same policy. A connection whose certificate
+// is larger than kMaxThreadPemBytes (hostile ones can be up to 64 KiB) is
+// not kept, to bound what each thread holds alive.
 constexpr size_t kMaxThreadPemBytes = 8 * 1024;
 struct ThreadDecision {
   uint64_t service = 0;  // TokenService::id_; 0: empty
-  std::string pem;
+  AuthContextRef connection;
   std::shared_ptr<const CallerDecision> decision;
 };
-thread_local std::array<ThreadDecision, kThreadDecisions> thread_decisions;
-thread_local size_t thread_decisions_next = 0;
+thread_local ThreadRecent<ThreadDecision, 4> thread_decisions;
 
-// A thread's recent granted requests: for one decision (so one caller
-// and one policy), a tenant and the scopes as requested, the cache key they
-// resolved to and the audit line's tenant and scopes fields. A repeated
-// request (a service asking for its token again) is then neither
-// authorized nor formatted again. Only what was granted is kept, only
-// requests up to kMaxThreadRequestBytes, and the slot holds its decision,
-// so a later decision (another policy) cannot take its address.
-constexpr size_t kThreadRequests = 4;
+// A thread's recent granted requests: for one decision (so one caller and
+// one policy), a request's exact bytes, the cache key it resolved to, its
+// min_ttl and the audit line's tenant and scopes fields. A repeated request
+// (a service asking for its token again) is then neither parsed, validated,
+// authorized nor formatted again: the same bytes are the same request.
+// Only what was granted is kept, never a rejected-token report (it must
+// reach the cache as one), only requests up to kMaxThreadRequestBytes, and
+// the slot holds its decision, so a later decision (another policy) cannot
+// take its address.
 constexpr size_t kMaxThreadRequestBytes = 1024;
 struct GrantedRequest {
   CacheKey key;
+  absl::Duration min_ttl;
   std::string audit_json;  // RpcAudit::TenantScopesJson
 };
 struct ThreadRequest {
   uint64_t service = 0;  // TokenService::id_; 0: empty
   std::shared_ptr<const CallerDecision> decision;
-  std::string tenant;
-  std::vector<std::string> scopes;  // as requested, in order
+  std::string wire;  // the GetTokenRequest as received
   std::shared_ptr<const GrantedRequest> granted;
 };
-thread_local std::array<ThreadRequest, kThreadRequests> thread_requests;
-thread_local size_t thread_requests_next = 0;
+thread_local ThreadRecent<ThreadRequest, 4> thread_requests;
 
-bool SameRequest(const ThreadRequest& slot, const v1::GetTokenRequest& request) {
-  if (slot.tenant != request.tenant() ||
-      slot.scopes.size() != static_cast<size_t>(request.scopes_size())) {
-    return false;
-  }
-  for (size_t i = 0; i < slot.scopes.size(); ++i) {
-    if (slot.scopes[i] != request.scopes(static_cast<int>(i))) return false;
-  }
-  return true;
-}
-
-// What this thread granted `decision` for the same tenant and requested
-// scopes, if it still has it.
+// What this thread granted `decision` for the same request bytes, if it
+// still has it.
 std::shared_ptr<const GrantedRequest> RecentGrant(
-    uint64_t service, const CallerDecision* decision,
-    const v1::GetTokenRequest& request) {
-  for (const ThreadRequest& slot : thread_requests) {
-    if (slot.service == service && slot.decision.get() == decision &&
-        SameRequest(slot, request)) {
-      return slot.granted;
-    }
-  }
-  return nullptr;
+    uint64_t service, const CallerDecision* decision, absl::string_view wire) {
+  const ThreadRequest* kept =
+      thread_requests.Find([&](const ThreadRequest& slot) {
+        return slot.service == service && slot.decision.get() == decision &&
+               slot.wire == wire;
+      });
+  return kept == nullptr ? nullptr : kept->granted;
 }
 
 void RememberGrant(uint64_t service,
                    std::shared_ptr<const CallerDecision> decision,
-                   const v1::GetTokenRequest& request,
+                   absl::string_view wire,
                    std::shared_ptr<const GrantedRequest> granted) {
-  size_t bytes = request.tenant().size();
-  for (const std::string& scope : request.scopes()) bytes += scope.size() + 8;
-  if (bytes > kMaxThreadRequestBytes) return;
-  ThreadRequest& slot = thread_requests[thread_requests_next];
-  thread_requests_next = (thread_requests_next + 1) % kThreadRequests;
+  if (wire.size() > kMaxThreadRequestBytes) return;
+  ThreadRequest& slot = thread_requests.Replace();
   slot.service = service;
   slot.decision = std::move(decision);
-  slot.tenant = request.tenant();
-  slot.scopes.assign(request.scopes().begin(), request.scopes().end());
+  slot.wire.assign(wire.data(), wire.size());
   slot.granted = std::move(granted);
 }
 
@@ -154,19 +174,20 @@ absl::StatusOr<ScopeSet> Authorize(
   return caller.policy->Authorize(*caller.matched, tenant, requested);
 }
 
-// A GetTokenRequest parsed from the wire into `arena`; nullptr if the bytes
+// The request's bytes as one slice: a reference to gRPC's when it arrived in
+// one (as a small message does), else a copy. False if they cannot be read.
+bool RequestWire(const grpc::ByteBuffer& bytes, grpc::Slice* slice) {
+  return bytes.TrySingleSlice(slice).ok() || bytes.DumpToSingleSlice(slice).ok();
+}
+
+// A GetTokenRequest parsed from `wire` into `arena`; nullptr if the bytes
 // are not one.
-const v1::GetTokenRequest* ParseGetTokenRequest(const grpc::ByteBuffer& bytes,
+const v1::GetTokenRequest* ParseGetTokenRequest(absl::string_view wire,
                                                 google::protobuf::Arena* arena) {
-  grpc::Slice slice;
-  if (!bytes.TrySingleSlice(&slice).ok() &&
-      !bytes.DumpToSingleSlice(&slice).ok()) {
-    return nullptr;
-  }
   auto* request =
       google::protobuf::Arena::CreateMessage<v1::GetTokenRequest>(arena);
-  if (slice.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
-      !request->ParseFromArray(slice.begin(), static_cast<int>(slice.size()))) {
+  if (wire.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      !request->ParseFromArray(wire.data(), static_cast<int>(wire.size()))) {
     return nullptr;
   }
   return request;
@@ -331,22 +352,24 @@ void TokenService::SetPolicy(std::shared_ptr<const Policy> policy) {
 
 std::shared_ptr<const CallerDecision> TokenService::DecideCaller(
     grpc::CallbackServerContext* context) {
+  AuthContextRef connection(grpc_call_auth_context(context->c_call()));
+  const Policy* current = current_policy_.load(std::memory_order_acquire);
+  if (connection != nullptr) {
+    const ThreadDecision* kept =
+        thread_decisions.Find([&](const ThreadDecision& slot) {
+          return slot.service == id_ && slot.connection == connection &&
+                 slot.decision->policy.get() == current;
+        });
+    if (kept != nullptr) return kept->decision;
+  }
   const std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   const absl::string_view pem = PeerPem(auth.get());
-  const Policy* current = current_policy_.load(std::memory_order_acquire);
-  for (const ThreadDecision& slot : thread_decisions) {
-    if (slot.service == id_ && slot.decision->policy.get() == current &&
-        slot.pem == pem) {
-      return slot.decision;
-    }
-  }
   std::shared_ptr<const CallerDecision> decision =
       Decide(pem, &identities_, policy());
-  if (pem.size() <= kMaxThreadPemBytes) {
-    ThreadDecision& slot = thread_decisions[thread_decisions_next];
-    thread_decisions_next = (thread_decisions_next + 1) % kThreadDecisions;
+  if (connection != nullptr && pem.size() <= kMaxThreadPemBytes) {
+    ThreadDecision& slot = thread_decisions.Replace();
     slot.service = id_;
-    slot.pem.assign(pem.data(), pem.size());
+    slot.connection = std::move(connection);
     slot.decision = decision;
   }
   return decision;
@@ -407,27 +430,35 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
   const std::shared_ptr<const CallerDecision> caller =
       DecideCaller(context);
   audit.SetCallerJson(caller, caller->audit_json);
-  // The request lives in an arena on this stack frame: a typical request
-  // fits its first block, so parsing it allocates nothing. Nothing keeps a
-  // reference to it past this function (the key and options are copies).
-  alignas(16) char arena_block[1024];
-  google::protobuf::ArenaOptions arena_options;
-  arena_options.initial_block = arena_block;
-  arena_options.initial_block_size = sizeof(arena_block);
-  google::protobuf::Arena arena(arena_options);
-  const v1::GetTokenRequest* request =
-      ParseGetTokenRequest(*request_bytes, &arena);
-  if (request == nullptr) {
+  grpc::Slice slice;
+  if (!RequestWire(*request_bytes, &slice)) {
     return answer_now(absl::InvalidArgumentError(
         "the request is not a treezor.broker.v1.GetTokenRequest"));
   }
-  // A recent grant stands for the tenant and scopes; the rest of the
-  // request (min_ttl, a rejected-token report) is checked on every call.
+  const absl::string_view wire(reinterpret_cast<const char*>(slice.begin()),
+                               slice.size());
+  TokenCache::GetOptions options;
+  // A recent grant of the same bytes to the same decision is this request,
+  // already parsed, validated and authorized.
   std::shared_ptr<const GrantedRequest> granted =
-      RecentGrant(id_, caller.get(), *request);
-  if (granted != nullptr && ValidateGetTokenRequest(*request).ok()) {
+      RecentGrant(id_, caller.get(), wire);
+  if (granted != nullptr) {
     audit.SetTenantScopesJson(granted, granted->audit_json);
+    options.min_ttl = granted->min_ttl;
   } else {
+    // The request lives in an arena on this stack frame: a typical request
+    // fits its first block, so parsing it allocates nothing. Nothing keeps
+    // a reference to it past this block (the grant and options are copies).
+    alignas(16) char arena_block[1024];
+    google::protobuf::ArenaOptions arena_options;
+    arena_options.initial_block = arena_block;
+    arena_options.initial_block_size = sizeof(arena_block);
+    google::protobuf::Arena arena(arena_options);
+    const v1::GetTokenRequest* request = ParseGetTokenRequest(wire, &arena);
+    if (request == nullptr) {
+      return answer_now(absl::InvalidArgumentError(
+          "the request is not a treezor.broker.v1.GetTokenRequest"));
+    }
     audit.SetTenant(request->tenant());
     audit.SetScopes(request->scopes());
     if (absl::Status s = ValidateGetTokenRequest(*request); !s.ok()) {
@@ -439,16 +470,17 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     audit.SetScopes(*scopes);
     auto made = std::make_shared<GrantedRequest>();
     made->key = CacheKey{request->tenant(), *std::move(scopes)};
+    made->min_ttl = request->has_min_ttl() ? FromProtoDuration(request->min_ttl())
+                                           : options.min_ttl;
     made->audit_json = audit.TenantScopesJson();
-    RememberGrant(id_, caller, *request, made);
+    options.min_ttl = made->min_ttl;
+    options.rejected_token_sha256 = request->rejected_token_sha256();
+    if (options.rejected_token_sha256.empty()) {
+      RememberGrant(id_, caller, wire, made);
+    }
     granted = std::move(made);
   }
   const CacheKey& key = granted->key;
-  TokenCache::GetOptions options;
-  if (request->has_min_ttl()) {
-    options.min_ttl = FromProtoDuration(request->min_ttl());
-  }
-  options.rejected_token_sha256 = request->rejected_token_sha256();
   options.caller = caller->matched->front().name;
   if (std::optional<absl::StatusOr<TokenCache::TokenPtr>> now =
           cache_->TryGet(key, options);

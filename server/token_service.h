@@ -90,9 +90,10 @@ class TokenService final
  private:
   std::shared_ptr<const Policy> policy() const ABSL_LOCKS_EXCLUDED(mu_);
   // The policy decision for the certificate `context`'s caller presents:
-  // from the calling thread's last few (same service, same certificate
-  // bytes, same policy), else from identities_. A cached GetToken then takes
-  // no shared lock for its caller.
+  // from the calling thread's last few (same service, same connection, same
+  // policy), else from identities_ (keyed by the certificate's bytes). A
+  // cached GetToken then neither reads the certificate nor takes a shared
+  // lock for its caller.
   std::shared_ptr<const CallerDecision> DecideCaller(
       grpc::CallbackServerContext* context) ABSL_LOCKS_EXCLUDED(mu_);
   void Unregister(WatchTokenReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);

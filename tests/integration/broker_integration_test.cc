@@ -189,10 +189,10 @@ TEST_F(BrokerIntegrationTest, AuthorizedCallerGetsAValidTreezorJwt) {
   EXPECT_EQ(UpstreamRequestsFor("admin read_all"), 1);
 }
 
-// Each gRPC thread keeps a caller's recent granted requests (tenant and
-// scopes as requested -> cache key and audit fields; token_service.cc): one
-// caller's different requests, interleaved, each get their own answer, and
-// the rest of a request is still checked on every call.
+// Each gRPC thread keeps a caller's recent granted requests (the request's
+// bytes -> cache key, min_ttl and audit fields; token_service.cc): one
+// caller's different requests, interleaved, each get their own answer,
+// including requests that differ only in min_ttl or a report.
 TEST_F(BrokerIntegrationTest, OneCallersRequestsInterleavedEachGetTheirOwnAnswer) {
   StartBroker();
   v1::GetTokenRequest bad_ttl;
@@ -201,6 +201,15 @@ TEST_F(BrokerIntegrationTest, OneCallersRequestsInterleavedEachGetTheirOwnAnswer
   v1::GetTokenRequest bad_report;
   bad_report.set_tenant("acme");
   bad_report.set_rejected_token_sha256("not hex");
+  // Same tenant and scopes, different min_ttl: one a token meets, one no
+  // token of this tenant can (its tokens live an hour). Both encode to the
+  // same number of bytes, so only the bytes themselves tell them apart.
+  v1::GetTokenRequest fits_ttl;
+  fits_ttl.set_tenant("acme");
+  fits_ttl.mutable_min_ttl()->set_seconds(200);
+  v1::GetTokenRequest long_ttl = fits_ttl;
+  long_ttl.mutable_min_ttl()->set_seconds(2 * 3600);
+  ASSERT_EQ(fits_ttl.ByteSizeLong(), long_ttl.ByteSizeLong());
   for (int i = 0; i < 20; ++i) {
     Answer plain = Get("payments", "acme");
     ASSERT_TRUE(plain.status.ok()) << i << plain.status.error_message();
@@ -215,6 +224,9 @@ TEST_F(BrokerIntegrationTest, OneCallersRequestsInterleavedEachGetTheirOwnAnswer
     EXPECT_NE(plain.response.access_token(), admin.response.access_token()) << i;
     EXPECT_EQ(Get("payments", bad_ttl).status.error_code(),
               grpc::StatusCode::INVALID_ARGUMENT) << i;
+    EXPECT_TRUE(Get("payments", fits_ttl).status.ok()) << i;
+    EXPECT_EQ(Get("payments", long_ttl).status.error_code(),
+              grpc::StatusCode::OUT_OF_RANGE) << i;
     EXPECT_EQ(Get("payments", bad_report).status.error_code(),
               grpc::StatusCode::INVALID_ARGUMENT) << i;
     EXPECT_EQ(Get("payments", "globex").status.error_code(),
@@ -1185,10 +1197,15 @@ TEST_F(BrokerIntegrationTest, BytesThatAreNotAGetTokenRequestAreRefusedAndAudite
   EXPECT_FALSE(token.access_token().empty());
 }
 
-// Each gRPC thread keeps its last few decisions keyed by the certificate's
-// whole PEM (token_service.cc): two callers whose certificates have exactly
-// the same PEM length, and different rights, interleaved, each get their
-// own answer.
+// Each gRPC thread keeps its last few decisions keyed by the caller's
+// connection: gRPC's auth context of the connection, which the slot holds
+// (token_service.cc). Two callers whose certificates have exactly the same
+// PEM length, and different rights, alternate, each call on a new connection
+// (Get opens one): the two kinds of connection allocate alike, so a closed
+// connection's auth context address is often the next one's, and a slot
+// that did not hold its context would answer the next connection with the
+// other caller's decision (this test catches that, most runs, within 60
+// rounds). Each gets its own answer.
 TEST_F(BrokerIntegrationTest, CertificatesOfEqualPemLengthGetTheirOwnDecisions) {
   // RSA signatures have a fixed length, and the names differ in one
   // character: the certificates differ only in their bytes, rarely in size.
@@ -1212,7 +1229,7 @@ TEST_F(BrokerIntegrationTest, CertificatesOfEqualPemLengthGetTheirOwnDecisions) 
   }
   ASSERT_EQ(pem("twin-a").size(), pem("twin-b").size());
   ASSERT_NE(pem("twin-a"), pem("twin-b"));
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < 60; ++i) {
     ASSERT_TRUE(Get("twin-a", "acme").status.ok()) << i;
     ASSERT_EQ(Get("twin-a", "globex").status.error_code(),
               grpc::StatusCode::PERMISSION_DENIED) << i;
