@@ -26,6 +26,10 @@ struct SinkState {
   CondVar cv;
   LogSink sink ABSL_GUARDED_BY(mu);
   std::string pending ABSL_GUARDED_BY(mu);
+  // What WritePending swaps `pending` with: emptied after each write but
+  // keeping its capacity, so `pending` does not grow again from nothing
+  // after every batch (a reallocation per line at a trickle of RPCs).
+  std::string written ABSL_GUARDED_BY(write_mu);
   bool writer_started ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -54,12 +58,16 @@ const char* LevelName(LogLevel level) {
 // Writes everything pending, in order.
 void WritePending(SinkState& state) ABSL_LOCKS_EXCLUDED(state.mu) {
   MutexLock write_lock(&state.write_mu);
-  std::string out;
+  std::string& out = state.written;
   {
     MutexLock lock(&state.mu);
     out.swap(state.pending);
   }
   if (!out.empty()) std::fwrite(out.data(), 1, out.size(), stderr);
+  out.clear();
+  // Kept up to twice the backlog that makes callers write themselves; a
+  // larger one (a burst of long lines) is let go.
+  if (out.capacity() > 2 * kMaxPendingBytes) out = std::string();
 }
 
 void WriterLoop(SinkState* state) {

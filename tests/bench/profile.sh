@@ -6,7 +6,12 @@
 # and after a change) by running it in each. See tests/bench/README.md.
 #
 # Usage: tests/bench/profile.sh [--build-dir DIR] [--calls N] [--out DIR]
+#                               [--whole]
 #   default build/, 2000 calls, output in a temporary directory (printed).
+#   --whole: instead, the whole broker's instructions (every thread: gRPC,
+#   TLS, the log writer) per cached GetToken and per Health/Check, each
+#   workload alone: profiled at N and 3N calls, (I(3N) - I(N)) / 2N, so that
+#   start-up and the first fetch cancel out. Four profiled runs.
 # Needs valgrind (Debian package `valgrind`; installed if missing and root).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,12 +19,14 @@ root=$(cd "$here/../.." && pwd)
 build_dir=$root/build
 calls=2000
 out=
+whole=0
 while (($#)); do
   case $1 in
     --build-dir) build_dir=$(cd "$2" && pwd); shift ;;
     --calls) calls=$2; shift ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --whole) whole=1 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "profile.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -79,23 +86,54 @@ EOF
 # Instrumentation starts with the first GetToken (--toggle-collect would
 # need the mangled name; instead the counts are divided by the calls made
 # after a warm-up that is profiled too, and the warm-up is small).
-valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
-  "$build_dir/server/treezor-token-broker" --config "$work/broker.json" \
-  2>"$work/broker.log" &
-broker_pid=$!
-pids+=("$broker_pid")
-port=$(logged "$work/broker.log" "broker started" port)
-"$build_dir/tests/bench/load_generator" --target="127.0.0.1:$port" \
-  --ca="$certs/internal-ca.crt" --cert="$certs/demo-client.crt" \
-  --key="$certs/demo-client.key" --tenant=bench --channels=1 --concurrency=1 \
-  --rounds=1 --round_duration=10m --max_calls_per_round="$calls" \
-  --warmup=0s --paced=false --call_timeout=60s >"$work/load.txt"
-kill -TERM "$broker_pid"
-wait "$broker_pid" || true
-pids=("${pids[@]/$broker_pid}")
+# profile_broker FILE CALLS [WORKLOAD]: the broker under callgrind, driven
+# by load_generator (CALLS of each workload, or of WORKLOAD alone).
+profile_broker() {
+  local file=$1 n=$2 only=${3:-}
+  : >"$work/broker.log"  # not the previous run's port
+  valgrind --tool=callgrind --callgrind-out-file="$file" \
+    "$build_dir/server/treezor-token-broker" --config "$work/broker.json" \
+    2>"$work/broker.log" &
+  local broker_pid=$!
+  pids+=("$broker_pid")
+  local port
+  port=$(logged "$work/broker.log" "broker started" port)
+  "$build_dir/tests/bench/load_generator" --target="127.0.0.1:$port" \
+    --ca="$certs/internal-ca.crt" --cert="$certs/demo-client.crt" \
+    --key="$certs/demo-client.key" --tenant=bench --channels=1 --concurrency=1 \
+    --rounds=1 --round_duration=10m --max_calls_per_round="$n" \
+    --warmup=0s --paced=false --call_timeout=60s ${only:+--only="$only"} \
+    >"$work/load.txt"
+  kill -TERM "$broker_pid"
+  wait "$broker_pid" || true
+  pids=("${pids[@]/$broker_pid}")
+}
+program_total() {
+  callgrind_annotate "$1" | sed -n 's/^\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,
+}
+if ((whole)); then
+  declare -A per_call
+  for w in GetToken Check; do
+    profile_broker "$out/callgrind.$w.1x.out" "$calls" "$w"
+    profile_broker "$out/callgrind.$w.3x.out" "$((3 * calls))" "$w"
+    per_call[$w]=$((($(program_total "$out/callgrind.$w.3x.out") -
+                     $(program_total "$out/callgrind.$w.1x.out")) / (2 * calls)))
+  done
+  {
+    echo "callgrind: the whole broker, each workload alone, one in flight; instructions per call"
+    echo "  ((3N calls) - (N calls)) / 2N, N = $calls"
+    echo "GetToken ${per_call[GetToken]}"
+    echo "Check    ${per_call[Check]}"
+    awk -v g="${per_call[GetToken]}" -v c="${per_call[Check]}" \
+      'BEGIN { printf "GetToken - Check %d, GetToken / Check %.3f\n", g - c, g / c }'
+  } | tee "$out/whole.txt"
+  echo "profile.sh: results in $out (callgrind.*.out, whole.txt)"
+  exit 0
+fi
+profile_broker "$out/callgrind.out" "$calls"
 # load_generator made $calls GetToken and $calls Check calls (plus one each
 # to check the target): divide by 2*calls for a per-call cost of the two.
-total=$(callgrind_annotate "$out/callgrind.out" | sed -n 's/^\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+total=$(program_total "$out/callgrind.out")
 {
   echo "callgrind: broker, $calls GetToken + $calls Health/Check calls, one in flight"
   echo "instructions in the whole run: $total"
