@@ -78,10 +78,11 @@ using AuthContextRef = std::unique_ptr<grpc_auth_context, ReleaseAuthContext>;
 
 // A thread's recent decisions, keyed by the caller's connection: a
 // connection's certificate cannot change, so a slot answers for every call
-// of that connection under the same policy. A connection whose certificate
-// is larger than kMaxThreadPemBytes (hostile ones can be up to 64 KiB) is
-// not kept, to bound what each thread holds alive.
-constexpr size_t kMaxThreadPemBytes = 8 * 1024;
+// of that connection under the same policy. A connection whose auth context
+// holds more than kMaxThreadAuthContextBytes (its certificate and chain as
+// PEM, and their names; a hostile peer's can be tens of KiB) is not kept,
+// to bound what each thread holds alive.
+constexpr size_t kMaxThreadAuthContextBytes = 16 * 1024;
 struct ThreadDecision {
   uint64_t service = 0;  // TokenService::id_; 0: empty
   AuthContextRef connection;
@@ -141,6 +142,15 @@ std::atomic<uint64_t> next_service_id{1};
 // The caller's certificate as gRPC verified it; empty without one.
 absl::string_view PeerPem(const grpc::AuthContext* auth) {
   return auth == nullptr ? absl::string_view() : PeerCertificatePem(*auth);
+}
+
+// What an auth context's properties hold, in bytes.
+size_t AuthContextBytes(const grpc::AuthContext& auth) {
+  size_t bytes = 0;
+  for (const grpc::AuthProperty& p : auth) {
+    bytes += p.first.size() + p.second.size();
+  }
+  return bytes;
 }
 
 std::shared_ptr<const CallerDecision> Decide(
@@ -366,7 +376,8 @@ std::shared_ptr<const CallerDecision> TokenService::DecideCaller(
   const absl::string_view pem = PeerPem(auth.get());
   std::shared_ptr<const CallerDecision> decision =
       Decide(pem, &identities_, policy());
-  if (connection != nullptr && pem.size() <= kMaxThreadPemBytes) {
+  if (connection != nullptr && auth != nullptr &&
+      AuthContextBytes(*auth) <= kMaxThreadAuthContextBytes) {
     ThreadDecision& slot = thread_decisions.Replace();
     slot.service = id_;
     slot.connection = std::move(connection);
