@@ -85,7 +85,8 @@ absl::StatusOr<TokenCache::EntryPtr> TokenCache::FindOrCreateWithinLimits(
 
 TokenCache::EntryPtr TokenCache::InsertEntryLocked(const CacheKey& key,
                                                    absl::string_view creator) {
-  auto entry = std::make_shared<Entry>(key, next_entry_id_++, std::string(creator));
+  auto entry =
+      std::make_shared<Entry>(key, next_entry_id_++, std::string(creator));
   entries_.emplace(key, entry);
   ++entries_per_tenant_[key.tenant];
   if (!creator.empty()) ++entries_per_caller_[creator];

@@ -187,7 +187,8 @@ absl::StatusOr<ScopeSet> Authorize(
 // The request's bytes as one slice: a reference to gRPC's when it arrived in
 // one (as a small message does), else a copy. False if they cannot be read.
 bool RequestWire(const grpc::ByteBuffer& bytes, grpc::Slice* slice) {
-  return bytes.TrySingleSlice(slice).ok() || bytes.DumpToSingleSlice(slice).ok();
+  return bytes.TrySingleSlice(slice).ok() ||
+         bytes.DumpToSingleSlice(slice).ok();
 }
 
 // A GetTokenRequest parsed from `wire` into `arena`; nullptr if the bytes
@@ -481,8 +482,9 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     audit.SetScopes(*scopes);
     auto made = std::make_shared<GrantedRequest>();
     made->key = CacheKey{request->tenant(), *std::move(scopes)};
-    made->min_ttl = request->has_min_ttl() ? FromProtoDuration(request->min_ttl())
-                                           : options.min_ttl;
+    made->min_ttl = request->has_min_ttl()
+                        ? FromProtoDuration(request->min_ttl())
+                        : options.min_ttl;
     made->audit_json = audit.TenantScopesJson();
     options.min_ttl = made->min_ttl;
     options.rejected_token_sha256 = request->rejected_token_sha256();
