@@ -47,6 +47,12 @@ std::string Bounded(absl::string_view s, size_t max, bool* cut = nullptr) {
   return absl::StrCat(s.substr(0, n), "...");
 }
 
+// The "token_fp" field: a CachedToken::fingerprint is lowercase hex, so
+// it is appended as it is, with nothing to escape.
+void AppendTokenFingerprint(absl::string_view fingerprint, std::string* json) {
+  absl::StrAppend(json, ",\"token_fp\":\"", fingerprint, "\"");
+}
+
 }  // namespace
 
 std::string BoundedIdentity(absl::string_view name) {
@@ -163,7 +169,7 @@ void RpcAudit::Event(absl::string_view event, const CachedToken* token) {
   AppendRequestFields(&json);
   internal::AppendJsonField("event", event, &json);
   if (token != nullptr) {
-    internal::AppendJsonField("token_fp", token->fingerprint, &json);
+    AppendTokenFingerprint(token->fingerprint, &json);
     absl::StrAppend(&json, ",\"version\":\"", token->version, "\"");
   }
   LogJson(LogLevel::kInfo, "audit", json);
@@ -185,8 +191,7 @@ grpc::Status RpcAudit::Finish(const absl::Status& outcome) {
                                 &json);
     }
     if (!token_fingerprint_.empty()) {
-      // Lowercase hex (CachedToken::fingerprint): nothing to escape.
-      absl::StrAppend(&json, ",\"token_fp\":\"", token_fingerprint_, "\"");
+      AppendTokenFingerprint(token_fingerprint_, &json);
     }
     for (const LogField& f : extra_) {
       internal::AppendJsonField(f.key, f.value, &json);

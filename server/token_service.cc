@@ -482,11 +482,11 @@ grpc::ServerUnaryReactor* TokenService::GetToken(
     audit.SetScopes(*scopes);
     auto made = std::make_shared<GrantedRequest>();
     made->key = CacheKey{request->tenant(), *std::move(scopes)};
-    made->min_ttl = request->has_min_ttl()
-                        ? FromProtoDuration(request->min_ttl())
-                        : options.min_ttl;
+    if (request->has_min_ttl()) {
+      options.min_ttl = FromProtoDuration(request->min_ttl());
+    }
+    made->min_ttl = options.min_ttl;
     made->audit_json = audit.TenantScopesJson();
-    options.min_ttl = made->min_ttl;
     options.rejected_token_sha256 = request->rejected_token_sha256();
     if (options.rejected_token_sha256.empty()) {
       RememberGrant(id_, caller, wire, made);
