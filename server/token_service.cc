@@ -373,6 +373,7 @@ std::shared_ptr<const CallerDecision> TokenService::DecideCaller(
         });
     if (kept != nullptr) return kept->decision;
   }
+  slow_decisions_.fetch_add(1, std::memory_order_relaxed);
   const std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   const absl::string_view pem = PeerPem(auth.get());
   std::shared_ptr<const CallerDecision> decision =

@@ -78,6 +78,14 @@ class TokenService final
                             absl::Duration timeout) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Calls whose caller was decided without a thread's kept decision (the
+  // certificate looked up, the policy matched): once per connection and
+  // gRPC thread for most callers, every call for one whose auth context is
+  // too large to keep. For tests.
+  uint64_t slow_decisions() const {
+    return slow_decisions_.load(std::memory_order_relaxed);
+  }
+
   // `request` and `response` are a GetTokenRequest and a GetTokenResponse
   // on the wire.
   grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context,
@@ -114,6 +122,7 @@ class TokenService final
   // this one is current (it holds its policy, so the address cannot be a
   // later policy's).
   std::atomic<const Policy*> current_policy_;
+  std::atomic<uint64_t> slow_decisions_{0};
   mutable Mutex mu_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
   bool watches_ended_ ABSL_GUARDED_BY(mu_) = false;

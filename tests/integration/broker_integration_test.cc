@@ -1239,6 +1239,50 @@ TEST_F(BrokerIntegrationTest, CertificatesOfEqualPemLengthGetTheirOwnDecisions) 
   }
 }
 
+// A gRPC thread keeps the decisions of its last few connections, each
+// holding the connection's auth context alive; one whose auth context holds
+// more than 16 KiB (a hostile peer's chain or names) is not kept, and every
+// call of it is decided again — correctly.
+TEST_F(BrokerIntegrationTest, ConnectionsWithLargeAuthContextsAreDecidedPerCall) {
+  // 95 DNS names of ~150 bytes: ~14 KiB of names, a ~20 KiB PEM, within
+  // what the identity parser accepts (100 names, 64 KiB).
+  CertFactory::LeafOptions big{.common_name = "big",
+                               .uri_sans = {"spiffe://corp/big"}};
+  for (int i = 0; i < 95; ++i) {
+    big.dns_sans.push_back(absl::StrCat(std::string(60, 'a'), ".",
+                                        std::string(60, 'b'), ".n", i,
+                                        ".big.internal"));
+  }
+  StartBroker({.extra_certificates = {{"big", big}},
+               .extra_callers = R"({"identity": "spiffe://corp/big", "tenants": ["acme"]},)"});
+  ASSERT_GT(testing::ReadFileOrDie(harness_->CallerFiles("big").cert_file).size(),
+            16u * 1024);
+  TokenService& service = harness_->broker().token_service();
+  auto calls_on_one_connection = [&](const std::string& caller, int n) {
+    auto stub = v1::TokenService::NewStub(harness_->Channel(caller));
+    v1::GetTokenRequest request;
+    request.set_tenant("acme");
+    const uint64_t before = service.slow_decisions();
+    for (int i = 0; i < n; ++i) {
+      v1::GetTokenResponse response;
+      const grpc::Status status =
+          stub->GetToken(Context().get(), request, &response);
+      EXPECT_TRUE(status.ok()) << caller << " call " << i << ": "
+                               << status.error_message();
+      EXPECT_FALSE(response.access_token().empty());
+    }
+    return service.slow_decisions() - before;
+  };
+  // A usual caller: decided once per gRPC thread that serves its connection
+  // (a handful), not per call.
+  EXPECT_LE(calls_on_one_connection("payments", 100), 50u);
+  // The large one: every call.
+  EXPECT_EQ(calls_on_one_connection("big", 40), 40u);
+  // Still refused where the policy says so.
+  EXPECT_EQ(Get("big", "globex").status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST_F(BrokerIntegrationTest, PortAlreadyInUseIsAStartUpError) {
   StartBroker();
   auto config = LoadConfigFile(harness_->config_path());
