@@ -9,6 +9,7 @@
 #include "grpcpp/server_builder.h"
 #include "server/config.h"
 #include "server/logging.h"
+#include "server/refusal_reporter.h"
 #include "server/server_credentials.h"
 #include "server/server_options.h"
 
@@ -160,39 +161,6 @@ namespace {
 using ExternalConnectionType =
     grpc::ServerBuilder::experimental_type::ExternalConnectionType;
 
-// What a refused connection leaves: a metric increment, and a warning at
-// most every 10 s per port with the counts since the last one (a flood
-// must not become a log flood). Runs on the port's accept thread only.
-ExternalListener::OnRefused RefusalReporter(BrokerMetrics* metrics,
-                                            BrokerMetrics::Port port,
-                                            const GrpcServerOptions& options) {
-  struct State {
-    absl::Time next_log = absl::InfinitePast();
-    int64_t port_full = 0;
-    int64_t peer_full = 0;
-  };
-  auto state = std::make_shared<State>();
-  return [=](ConnectionAdmission::Verdict verdict, const std::string& peer) {
-    const bool by_peer = verdict == ConnectionAdmission::Verdict::kPeerFull;
-    metrics->RecordConnectionRefused(port, by_peer);
-    ++(by_peer ? state->peer_full : state->port_full);
-    const absl::Time now = absl::Now();
-    if (now < state->next_log) return;
-    state->next_log = now + absl::Seconds(10);
-    LogWarning("connections refused",
-               {{"port", BrokerMetrics::PortName(port)},
-                {"last_peer", peer},
-                {"limit", by_peer ? options.max_connections_per_peer_field
-                                  : options.max_connections_field},
-                {"max_connections", options.connections.max_connections},
-                {"max_connections_per_peer",
-                 options.connections.max_connections_per_peer},
-                {"refused_at_port_limit", state->port_full},
-                {"refused_at_peer_limit", state->peer_full}});
-    state->port_full = state->peer_full = 0;
-  };
-}
-
 }  // namespace
 
 absl::Status BrokerServer::StartPort(
@@ -222,7 +190,7 @@ absl::Status BrokerServer::StartPort(
   }
   out.listener->Start(
       std::move(acceptor), out.admission.get(),
-      RefusalReporter(metrics_.get(), metric_port, options));
+      RefusalReporter(metrics_.get(), metric_port, options, options_.clock));
   return absl::OkStatus();
 }
 
