@@ -28,6 +28,7 @@
 // gRPC callback API: completions run on gRPC's threads, which start the next
 // call. Each call slot is sequential, so its samples need no lock.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -103,12 +104,12 @@ ABSL_FLAG(std::string, csv_out, "",
 namespace treezor::broker::bench {
 namespace {
 
-using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 using SteadyClock = std::chrono::steady_clock;
 
 enum class Workload { kGetToken, kCheck, kNoop };
+constexpr size_t kWorkloads = 3;
 
 const char* Name(Workload w) {
   switch (w) {
@@ -150,9 +151,11 @@ class Target {
   using Done = std::function<void(bool ok)>;
 
   Target(int channels, const v1::GetTokenRequest& get_token_request) {
-    get_token_request.SerializeToString(&request_bytes_[kGetTokenIndex]);
-    HealthCheckRequest().SerializeToString(&request_bytes_[kCheckIndex]);
-    request_bytes_[kNoopIndex] = request_bytes_[kCheckIndex];
+    std::string& check = request_bytes_[Index(Workload::kCheck)];
+    get_token_request.SerializeToString(
+        &request_bytes_[Index(Workload::kGetToken)]);
+    HealthCheckRequest().SerializeToString(&check);
+    request_bytes_[Index(Workload::kNoop)] = check;
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = ReadFile(absl::GetFlag(FLAGS_ca));
     ssl.pem_cert_chain = ReadFile(absl::GetFlag(FLAGS_cert));
@@ -169,30 +172,31 @@ class Target {
       auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
                                                credentials, args);
       Connection c;
-      c.broker = channel;
-      c.get_token = std::make_unique<Method>(kGetTokenMethod, Method::NORMAL_RPC,
-                                             channel);
-      c.check = std::make_unique<Method>(kCheckMethod, Method::NORMAL_RPC,
-                                         channel);
+      c.routes[Index(Workload::kGetToken)] = Route(channel, kGetTokenMethod);
+      c.routes[Index(Workload::kCheck)] = Route(channel, kCheckMethod);
       if (!noop_target.empty()) {
-        c.noop = grpc::CreateCustomChannel(noop_target, credentials, args);
-        c.noop_check = std::make_unique<Method>(kCheckMethod,
-                                                Method::NORMAL_RPC, c.noop);
+        c.routes[Index(Workload::kNoop)] = Route(
+            grpc::CreateCustomChannel(noop_target, credentials, args),
+            kCheckMethod);
       }
       connections_.push_back(std::move(c));
     }
   }
 
-  bool has_noop() const { return connections_.front().noop != nullptr; }
+  bool has_noop() const {
+    return connections_.front().routes[Index(Workload::kNoop)].channel !=
+           nullptr;
+  }
 
   int channels() const { return static_cast<int>(connections_.size()); }
 
   bool WaitConnected(absl::Duration timeout) {
     const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
     for (const Connection& c : connections_) {
-      if (!c.broker->WaitForConnected(deadline)) return false;
-      if (c.noop != nullptr && !c.noop->WaitForConnected(deadline)) {
-        return false;
+      for (const Route& r : c.routes) {
+        if (r.channel != nullptr && !r.channel->WaitForConnected(deadline)) {
+          return false;
+        }
       }
     }
     return true;
@@ -242,19 +246,22 @@ class Target {
   static constexpr char kGetTokenMethod[] =
       "/treezor.broker.v1.TokenService/GetToken";
   static constexpr char kCheckMethod[] = "/grpc.health.v1.Health/Check";
-  static constexpr int kGetTokenIndex = 0;
-  static constexpr int kCheckIndex = 1;
-  static constexpr int kNoopIndex = 2;
   static constexpr uint64_t kSampleEvery = 256;
   // Counts a gRPC thread's answers, to pick the ones parsed.
   static thread_local uint64_t sampled;
 
+  // Where one workload's calls go: a method registered on its channel (the
+  // broker's, or the bare server's for Noop; none without --noop_target).
+  struct Route {
+    Route() = default;
+    Route(std::shared_ptr<grpc::Channel> c, const char* name)
+        : channel(std::move(c)),
+          method(std::make_unique<Method>(name, Method::NORMAL_RPC, channel)) {}
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<Method> method;
+  };
   struct Connection {
-    std::shared_ptr<grpc::Channel> broker;
-    std::shared_ptr<grpc::Channel> noop;  // --noop_target
-    std::unique_ptr<Method> get_token;
-    std::unique_ptr<Method> check;
-    std::unique_ptr<Method> noop_check;
+    std::array<Route, kWorkloads> routes;  // by Index(workload)
   };
 
   struct Call {
@@ -264,11 +271,7 @@ class Target {
     Done done;
   };
 
-  static int Index(Workload w) {
-    return w == Workload::kGetToken ? kGetTokenIndex
-           : w == Workload::kCheck  ? kCheckIndex
-                                    : kNoopIndex;
-  }
+  static size_t Index(Workload w) { return static_cast<size_t>(w); }
 
   // Whether `bytes` are the answer `workload` expects: a token, or SERVING.
   static bool Valid(Workload workload, const grpc::ByteBuffer& bytes) {
@@ -294,18 +297,13 @@ class Target {
     grpc::Slice slice(bytes.data(), bytes.size(), grpc::Slice::STATIC_SLICE);
     grpc::ByteBuffer request(&slice, 1);
     call->request.Swap(&request);
-    const Connection& c = connections_[channel];
-    grpc::Channel* target =
-        workload == Workload::kNoop ? c.noop.get() : c.broker.get();
-    const Method& method = workload == Workload::kGetToken ? *c.get_token
-                           : workload == Workload::kCheck  ? *c.check
-                                                           : *c.noop_check;
+    const Route& route = connections_[channel].routes[Index(workload)];
     grpc::internal::CallbackUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
-        target, method, &call->context, &call->request, &call->response,
-        std::move(on_done));
+        route.channel.get(), *route.method, &call->context, &call->request,
+        &call->response, std::move(on_done));
   }
 
-  std::string request_bytes_[3];  // serialized once, by workload
+  std::array<std::string, kWorkloads> request_bytes_;  // serialized once
   std::vector<Connection> connections_;
 };
 
