@@ -101,7 +101,9 @@ class TokenClient::Impl {
       ABSL_LOCKS_EXCLUDED(mu_) {
     return Get<Token>(key, call, rejected_sha,
                       [](const std::shared_ptr<const CachedToken>& c,
-                         SnapshotSlot*) { return c->token; });
+                         SnapshotSlot*) {
+                        return absl::StatusOr<Token>(absl::in_place, c->token);
+                      });
   }
   // The same without a copy: the cached Token itself. A hit shares it
   // through this thread's snapshot (SnapshotSlot::Shared: the reference
@@ -116,7 +118,8 @@ class TokenClient::Impl {
         [](const std::shared_ptr<const CachedToken>& c, SnapshotSlot* slot) {
           const std::shared_ptr<const CachedToken>& owner =
               slot != nullptr ? slot->Shared() : c;
-          return std::shared_ptr<const Token>(owner, &owner->token);
+          return absl::StatusOr<std::shared_ptr<const Token>>(
+              absl::in_place, owner, &owner->token);
         });
   }
   absl::StatusOr<std::string> GetHeader(const CacheKeyView& key,
@@ -125,7 +128,8 @@ class TokenClient::Impl {
     return Get<std::string>(
         key, call, nullptr,
         [](const std::shared_ptr<const CachedToken>& c, SnapshotSlot*) {
-          return c->authorization_header;
+          return absl::StatusOr<std::string>(absl::in_place,
+                                             c->authorization_header);
         });
   }
   absl::StatusOr<Token> ReportRejected(absl::string_view token,
@@ -140,7 +144,9 @@ class TokenClient::Impl {
 
   // Get's body; `out(cached, slot)` makes what the caller wants from the
   // cached token it is given, with this thread's snapshot of it on a hit
-  // (null otherwise). A hit calls it without the lock; a hit from this
+  // (null otherwise), as the absl::StatusOr<T> Get returns: built in place,
+  // so a hit copies the token once, into the caller's result, and does not
+  // move it again. A hit calls it without the lock; a hit from this
   // thread's snapshot takes no lock at all (see hit_snapshot.h).
   template <typename T, typename Out>
   absl::StatusOr<T> Get(const CacheKeyView& key, const CallOptions& call,
